@@ -1,0 +1,1 @@
+"""The command line people drive the cluster with."""

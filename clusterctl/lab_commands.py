@@ -1,0 +1,165 @@
+"""`clusterctl lab ...`: a multi-host lab on this machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import click
+
+from clusterctl.output import print_json, print_table, status_line
+from lab.lifecycle import lab_down, lab_root, lab_up, list_labs, read_metadata
+from lab.spec import DEFAULT_LAB_NAME
+from lab.status import LabStatus, exec_argv, lab_status
+
+FORMAT_OPTION = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    help="Print a table (default) or JSON.",
+)
+
+
+@click.group("lab")
+def lab_group() -> None:
+    """Local multi-host labs: hosts are network namespaces on this machine."""
+
+
+@lab_group.command("up")
+@click.option("--hosts", "-n", type=int, default=3, show_default=True, help="Number of hosts.")
+@click.option("--name", default=DEFAULT_LAB_NAME, show_default=True, help="Name of the lab.")
+@click.option(
+    "--underlay",
+    default=None,
+    help="Underlay subnet (default: the first free /24 from 198.18.0.0/24 on).",
+)
+def lab_up_command(hosts: int, name: str, underlay: str | None) -> None:
+    """Bring up a lab of N hosts, each with its own containerd.
+
+    \b
+    Example:
+      clusterctl lab up --hosts 3 --name demo
+    """
+    spec = lab_up(name, hosts, underlay, progress=status_line)
+    status_line(f"lab {spec.name} is up")
+    _print_hosts(lab_status(spec.name))
+    click.echo(f"\nregistry: {spec.registry_address}   (insecure HTTP, on {spec.host(1).name})")
+    click.echo(f"run a command in a host: clusterctl lab exec --lab {spec.name} h1 -- hostname")
+    click.echo(f"remove the lab:          clusterctl lab down {spec.name}")
+
+
+@lab_group.command("ls")
+@FORMAT_OPTION
+def lab_ls_command(output_format: str) -> None:
+    """List the labs on this machine."""
+    rows = []
+    for name in list_labs():
+        meta = read_metadata(lab_root() / name) or {}
+        state = lab_status(name).state
+        rows.append(
+            {
+                "name": name,
+                "hosts": meta.get("hosts"),
+                "underlay": meta.get("underlay"),
+                "state": state,
+            }
+        )
+    if output_format == "json":
+        print_json(rows)
+        return
+    print_table(["name", "hosts", "underlay", "state"], [list(r.values()) for r in rows])
+
+
+@lab_group.command("status")
+@click.argument("name", default=DEFAULT_LAB_NAME)
+@FORMAT_OPTION
+def lab_status_command(name: str, output_format: str) -> None:
+    """Show a lab's hosts, addresses, sockets and the health of each."""
+    status = lab_status(name)
+    if output_format == "json":
+        print_json(_status_json(status))
+        return
+    click.echo(
+        f"lab {name}: {status.state}; underlay {status.spec.underlay}; "
+        f"supervisor pid {status.supervisor_pid or '-'}"
+    )
+    _print_hosts(status)
+
+
+def _status_json(status: LabStatus) -> dict[str, object]:
+    spec = status.spec
+    return {
+        "name": spec.name,
+        "state": status.state,
+        "underlay": str(spec.underlay),
+        "registry": spec.registry_address,
+        "registry_ok": status.registry_ok,
+        "supervisor_pid": status.supervisor_pid,
+        "hosts": [
+            {
+                "name": h.host.name,
+                "hostname": h.host.hostname,
+                "address": str(h.host.address),
+                "netns": h.host.netns,
+                "containerd_socket": str(h.host.containerd_socket),
+                "containerd_version": h.containerd_version,
+            }
+            for h in status.hosts
+        ],
+        "services": {k: dict(v) for k, v in status.services.items()},
+        "spec": {k: str(v) for k, v in asdict(spec).items()},
+    }
+
+
+def _print_hosts(status: LabStatus) -> None:
+    rows = []
+    for h in status.hosts:
+        extra = " + registry" if h.host.index == 1 else ""
+        health = f"up {h.containerd_version}" if h.containerd_version else "down"
+        rows.append(
+            [
+                h.host.name,
+                h.host.hostname,
+                h.host.address,
+                h.host.netns,
+                h.host.containerd_socket,
+                health + extra,
+            ]
+        )
+    print_table(["host", "hostname", "address", "netns", "containerd socket", "containerd"], rows)
+
+
+@lab_group.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("--lab", "lab_name", default=DEFAULT_LAB_NAME, show_default=True)
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def lab_exec_command(lab_name: str, host: str, command: tuple[str, ...]) -> None:
+    """Run a command inside a lab host (its network, mount and UTS namespaces).
+
+    \b
+    Example:
+      clusterctl lab exec --lab demo h2 -- ip addr
+    """
+    args = list(command)
+    if args and args[0] == "--":  # click keeps the separator once options are over
+        args = args[1:]
+    if not args:
+        raise click.UsageError("lab exec needs a command to run")
+    argv = exec_argv(lab_name, host, args)
+    os.execvp(argv[0], argv)
+
+
+@lab_group.command("down")
+@click.argument("name", default=DEFAULT_LAB_NAME)
+def lab_down_command(name: str) -> None:
+    """Remove a lab and everything it created; safe to run twice.
+
+    \b
+    Example:
+      clusterctl lab down demo
+    """
+    found = lab_down(name)
+    status_line(f"lab {name} removed" if found else f"lab {name}: nothing to remove")

@@ -1,0 +1,124 @@
+"""Rendered files of a lab: each host's containerd config, the registry config,
+and the list of processes the supervisor keeps running. Pure functions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lab.spec import REGISTRY_PORT, HostSpec, LabSpec
+
+SERVICES_FILE = "services.json"
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One long-running process of the lab, started inside a host."""
+
+    name: str
+    argv: list[str]
+    log: str
+    cgroup: str  # the lab's pids cgroup the process (and all it forks) lives in
+
+
+def host_cgroup(spec: LabSpec, host: HostSpec) -> str:
+    """The cgroup under which everything of a host runs, containers included."""
+    return f"shoal-{spec.name}/{host.name}"
+
+
+def enter_host(host: HostSpec) -> list[str]:
+    """The argv prefix that runs a command inside a host's namespaces."""
+    return [
+        "nsenter",
+        f"--net=/run/netns/{host.netns}",
+        f"--mount={host.mount_ns_file}",
+        f"--uts={host.uts_ns_file}",
+        "--",
+    ]
+
+
+def containerd_config(host: HostSpec) -> str:
+    # The state directory is the host's private tmpfs on /run/containerd (see
+    # plan.MakeHostNamespaces); runc keeps its own state under it.
+    root = host.directory / "containerd"
+    return "\n".join(
+        [
+            "version = 2",
+            f'root = "{root}"',
+            'state = "/run/containerd"',
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+            "",
+            "[grpc]",
+            f'  address = "{host.containerd_socket}"',
+            "",
+            "[ttrpc]",
+            f'  address = "{host.containerd_socket}.ttrpc"',
+            "",
+            '[plugins."io.containerd.internal.v1.opt"]',
+            f'  path = "{root}/opt"',
+            "",
+        ]
+    )
+
+
+def registry_config(spec: LabSpec) -> str:
+    host = spec.host(1)
+    return "\n".join(
+        [
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {host.directory / 'registry'}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: {host.address}:{REGISTRY_PORT}",
+            "",
+        ]
+    )
+
+
+def services(spec: LabSpec) -> list[ServiceSpec]:
+    result: list[ServiceSpec] = []
+    for host in spec.all_hosts():
+        result.append(
+            ServiceSpec(
+                name=f"{host.name}/containerd",
+                argv=[*enter_host(host), "containerd", "--config", str(host.containerd_config)],
+                log=str(host.directory / "containerd.log"),
+                cgroup=host_cgroup(spec, host),
+            )
+        )
+    first = spec.host(1)
+    result.append(
+        ServiceSpec(
+            name=f"{first.name}/registry",
+            argv=[
+                *enter_host(first),
+                "docker-registry",
+                "serve",
+                str(first.directory / "registry.yml"),
+            ],
+            log=str(first.directory / "registry.log"),
+            cgroup=host_cgroup(spec, first),
+        )
+    )
+    return result
+
+
+def render_files(spec: LabSpec) -> dict[Path, str]:
+    files = {h.containerd_config: containerd_config(h) for h in spec.all_hosts()}
+    files[spec.host(1).directory / "registry.yml"] = registry_config(spec)
+    files[spec.directory / SERVICES_FILE] = json.dumps(
+        {"services": [asdict(s) for s in services(spec)]}, indent=2
+    )
+    return files
+
+
+def load_services(lab_directory: Path) -> list[ServiceSpec]:
+    data = json.loads((lab_directory / SERVICES_FILE).read_text(encoding="utf-8"))
+    return [ServiceSpec(**s) for s in data["services"]]

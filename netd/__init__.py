@@ -1,0 +1,1 @@
+"""Overlay fabric, container attach, DNS and VIP/ingress (DESIGN.md §2)."""

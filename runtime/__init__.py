@@ -1,0 +1,1 @@
+"""Drives one host's containerd (and runc underneath) over gRPC (DESIGN.md §2)."""

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The demo: installs what it needs, then brings up a 3-host lab on this machine
+# (network-namespace hosts on a shared underlay, each with its own containerd,
+# plus a registry on h1) and shows it. Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+C=.venv/bin/clusterctl
+LAB=${LAB:-demo}
+
+$C lab down "$LAB" >/dev/null 2>&1 || true   # a fresh lab every time
+$C lab up --name "$LAB" --hosts 3
+
+echo
+echo "== each host is its own machine: hostname, address, and the others over the underlay"
+for h in h1 h2 h3; do
+  name=$($C lab exec --lab "$LAB" "$h" -- hostname)
+  addr=$($C lab exec --lab "$LAB" "$h" -- ip -4 -o addr show eth0 | awk '{print $4}')
+  reach=""
+  for peer in h1 h2 h3; do
+    [ "$peer" = "$h" ] && continue
+    ip=$($C lab status "$LAB" --format json | .venv/bin/python -c \
+      "import json,sys; print(next(x['address'] for x in json.load(sys.stdin)['hosts'] if x['name']=='$peer'))")
+    if $C lab exec --lab "$LAB" "$h" -- busybox ping -c1 -W2 "$ip" >/dev/null; then
+      reach+=" $peer ok"
+    else
+      reach+=" $peer UNREACHABLE"
+    fi
+  done
+  echo "$h: hostname $name, $addr, ping:$reach"
+done
+echo
+echo "Look around:  .venv/bin/clusterctl lab status $LAB"
+echo "              .venv/bin/clusterctl lab exec --lab $LAB h2 -- ip addr"
+echo "Take it down: .venv/bin/clusterctl lab down $LAB"

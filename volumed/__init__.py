@@ -1,0 +1,1 @@
+"""Distributed volumes on SeaweedFS (DESIGN.md §2)."""
