@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab.spec import REGISTRY_PORT, HostSpec, LabSpec
+from runtime.config import RuntimeConfig
 
 SERVICES_FILE = "services.json"
 PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
@@ -122,3 +123,15 @@ def render_files(spec: LabSpec) -> dict[Path, str]:
 def load_services(lab_directory: Path) -> list[ServiceSpec]:
     data = json.loads((lab_directory / SERVICES_FILE).read_text(encoding="utf-8"))
     return [ServiceSpec(**s) for s in data["services"]]
+
+
+def runtime_config(spec: LabSpec, host: HostSpec) -> RuntimeConfig:
+    """How a process in a lab host drives that host's containerd: its socket,
+    a state directory inside the host's directory, container cgroups under the
+    host's (so `lab down` finds them), and the lab's plain-HTTP registry."""
+    return RuntimeConfig(
+        socket=host.containerd_socket,
+        state_dir=host.directory / "runtime",
+        cgroup_parent=host_cgroup(spec, host),
+        insecure_registries=frozenset({spec.registry_address}),
+    )

@@ -17,6 +17,7 @@ from lab.configs import render_files
 from lab.plan import Observed, plan_down, plan_up
 from lab.readiness import wait_until_ready
 from lab.record import Record
+from lab.seed import busybox_reference, seed_registry
 from lab.spec import (
     DEFAULT_LAB_ROOT,
     LabSpec,
@@ -27,6 +28,7 @@ from lab.spec import (
     pick_underlay,
     validate_lab_name,
 )
+from runtime.registry import RegistryError
 
 METADATA_FILE = "lab.json"
 REQUIRED_COMMANDS = (
@@ -151,11 +153,13 @@ def lab_up(
             apply_up_step(step, record)
         progress("waiting for containerd on every host and the registry")
         wait_until_ready(spec, READY_TIMEOUT_SECONDS)
+        progress(f"seeding the registry with {busybox_reference(spec)}")
+        seed_registry(spec)
         _write_metadata(spec, "up", created_by)
     except BaseException as exc:
         progress(f"lab up failed ({exc}); removing what was created")
         lab_down(name, root=root)
-        if isinstance(exc, system.CommandError | TimeoutError):
+        if isinstance(exc, system.CommandError | TimeoutError | RegistryError):
             raise LabError(f"lab up failed: {exc}") from None
         raise
     return spec

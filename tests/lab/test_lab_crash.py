@@ -14,8 +14,8 @@ import pytest
 
 from lab.lifecycle import lab_down, lab_root
 from lab.system import process_alive
-from tests.lab.conftest import new_lab_name
 from tests.lab.helpers import CLUSTERCTL, clusterctl, lab_pids, leftovers
+from tests.lab_fixtures import new_lab_name
 
 pytestmark = pytest.mark.lab
 

@@ -14,8 +14,8 @@ import pytest
 from lab.spec import LabSpec
 from lab.supervisor import read_status
 from lab.system import process_alive
-from tests.lab.conftest import LabFactory
 from tests.lab.helpers import clusterctl, in_host, lab_pids, leftovers
+from tests.lab_fixtures import LabFactory
 
 pytestmark = pytest.mark.lab
 

@@ -30,8 +30,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def _labs_cleaned_up() -> Iterator[None]:
+    """Asked for by every lab fixture, so unit-only runs never touch the machine."""
     if os.geteuid() != 0:
         pytest.fail("the lab tests build network namespaces and must run as root")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -49,7 +50,7 @@ def new_lab_name() -> str:
 
 
 @pytest.fixture
-def lab_factory() -> Iterator[LabFactory]:
+def lab_factory(_labs_cleaned_up: None) -> Iterator[LabFactory]:
     """Call it with the number of hosts; every lab it made is removed afterwards."""
     made: list[str] = []
 
@@ -66,10 +67,20 @@ def lab_factory() -> Iterator[LabFactory]:
 
 
 @pytest.fixture(scope="module")
-def lab3() -> Iterator[LabSpec]:
+def lab3(_labs_cleaned_up: None) -> Iterator[LabSpec]:
     """One 3-host lab shared by the tests of a module."""
     name = new_lab_name()
     try:
         yield lab_up(name, 3, created_by=CREATED_BY)
+    finally:
+        lab_down(name)
+
+
+@pytest.fixture(scope="module")
+def lab2(_labs_cleaned_up: None) -> Iterator[LabSpec]:
+    """One 2-host lab shared by the tests of a module."""
+    name = new_lab_name()
+    try:
+        yield lab_up(name, 2, created_by=CREATED_BY)
     finally:
         lab_down(name)

@@ -1,0 +1,184 @@
+"""The containerd driver on a real lab host: images, containers, logs, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from api.container_spec import ContainerSpec, Limits
+from lab.configs import runtime_config
+from lab.seed import busybox_reference
+from lab.spec import LabSpec
+from runtime.driver import ContainerdRuntime
+from runtime.protocol import ContainerConfig, ContainerNotFound
+from runtime.registry import DigestMismatch, ImageNotFound, RegistryUnreachable
+from runtime.unpack import ImageError
+from tests.images import push_image, tiny_image
+from tests.lab.helpers import in_host
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+async def rt(lab2: LabSpec) -> AsyncIterator[ContainerdRuntime]:
+    async with ContainerdRuntime(runtime_config(lab2, lab2.host(1))) as runtime:
+        yield runtime
+        for container in await runtime.list_containers():
+            await runtime.delete(container.id, remove_logs=True)
+
+
+def new_id() -> str:
+    return f"c{secrets.token_hex(8)}"
+
+
+def sh(image: str, script: str, **kw: object) -> ContainerSpec:
+    return ContainerSpec(image=image, command=["sh", "-c", script], **kw)  # type: ignore[arg-type]
+
+
+async def run_to_exit(rt: ContainerdRuntime, spec: ContainerSpec, **kw: object) -> tuple[str, int]:
+    cid = new_id()
+    await rt.create(ContainerConfig(cid, spec, **kw))  # type: ignore[arg-type]
+    await rt.start(cid)
+    status = await asyncio.wait_for(rt.wait(cid), 60)
+    return cid, status.exit_code
+
+
+async def test_pull_run_read_output_and_exit_code(rt: ContainerdRuntime, lab2: LabSpec) -> None:
+    image = busybox_reference(lab2)
+    pulled = await rt.pull(image)
+    assert pulled.name == image and pulled.digest.startswith("sha256:")
+    spec = sh(
+        image,
+        'echo "out $(id -u):$(id -g) $PATH $GREETING"; echo err >&2; pwd; exit 3',
+        user="app",
+        env=["GREETING=hi"],
+        dir="/tmp",
+        hostname="web-1",
+    )
+    cid, code = await run_to_exit(rt, spec)
+    assert code == 3
+    lines = [(e.stream, e.line) async for e in rt.logs(cid)]
+    assert (
+        "stdout",
+        "out 1000:1000 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin hi\n",
+    ) in lines
+    assert ("stderr", "err\n") in lines
+    assert ("stdout", "/tmp\n") in lines
+
+
+async def test_image_entrypoint_and_cmd_defaults_apply(
+    rt: ContainerdRuntime, lab2: LabSpec
+) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    # The image's Cmd is ["sh"]: Args alone replace it.
+    _, code = await run_to_exit(rt, ContainerSpec(image=image, args=["sh", "-c", "exit 7"]))
+    assert code == 7
+
+
+async def test_memory_hog_is_oom_killed_and_reported(rt: ContainerdRuntime, lab2: LabSpec) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    spec = sh(image, "exec dd if=/dev/zero of=/dev/null bs=64M count=1")
+    cid = new_id()
+    await rt.create(ContainerConfig(cid, spec, limits=Limits(memory_bytes=16 * 1024 * 1024)))
+    await rt.start(cid)
+    status = await asyncio.wait_for(rt.wait(cid), 60)
+    assert status.oom_killed and status.exit_code == 137
+    # ...and a well-behaved container under the same limit is not.
+    _, code = await run_to_exit(rt, sh(image, "exit 0"), limits=Limits(memory_bytes=16 << 20))
+    assert code == 0
+
+
+async def test_stop_honours_sigterm_then_falls_back_to_sigkill(
+    rt: ContainerdRuntime, lab2: LabSpec
+) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    polite, stubborn = new_id(), new_id()
+    await rt.create(
+        ContainerConfig(polite, sh(image, "trap 'exit 0' TERM; while :; do sleep 0.1; done"))
+    )
+    await rt.create(
+        ContainerConfig(stubborn, sh(image, "trap '' TERM; while :; do sleep 0.1; done"))
+    )
+    for cid in (polite, stubborn):
+        await rt.start(cid)
+    await asyncio.sleep(0.5)  # let the shells install their traps
+    polite_status = await rt.stop(polite, grace=30)
+    assert polite_status.exit_code == 0  # it exited on SIGTERM, well before the grace ran out
+    started = time.monotonic()
+    stubborn_status = await rt.stop(stubborn, grace=1.5)
+    assert stubborn_status.exit_code == 137  # SIGKILL
+    assert time.monotonic() - started >= 1.5  # ...but only after the whole grace period
+
+
+async def test_delete_leaves_no_container_task_snapshot_mount_fifo_or_cgroup(
+    rt: ContainerdRuntime, lab2: LabSpec
+) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    cid = new_id()
+    await rt.create(ContainerConfig(cid, sh(image, "while :; do sleep 1; done")))
+    await rt.start(cid)
+    result = await rt.exec(cid, ["sh", "-c", "echo probing; exit 4"])
+    assert (result.exit_code, result.stdout) == (4, b"probing\n")
+    host = lab2.host(1)
+    assert cid in in_host(lab2, "h1", "cat", "/proc/self/mountinfo")
+    await rt.delete(cid, remove_logs=True)
+
+    assert cid not in [c.id for c in await rt.list_containers()]
+    with pytest.raises(ContainerNotFound):
+        await rt.wait(cid)
+    snapshots = in_host(
+        lab2,
+        "h1",
+        "ctr",
+        "--address",
+        str(host.containerd_socket),
+        "-n",
+        "shoal",
+        "snapshots",
+        "ls",
+    )
+    assert cid not in snapshots
+    assert cid not in in_host(lab2, "h1", "cat", "/proc/self/mountinfo")
+    assert not rt.container_dir(cid).exists()  # hosts files and exec FIFOs
+    assert not list(rt.log_path(cid).parent.glob(f"{cid}*"))
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{rt.config.cgroup_parent}/{cid}"))
+
+
+async def test_missing_image_or_tag_and_bad_registry_name_the_image(
+    rt: ContainerdRuntime, lab2: LabSpec
+) -> None:
+    registry = lab2.registry_address
+    with pytest.raises(ImageNotFound, match=f"{registry}/library/nothing:latest"):
+        await rt.pull(f"{registry}/library/nothing")
+    with pytest.raises(ImageNotFound, match=f"{registry}/library/busybox:nope"):
+        await rt.pull(f"{registry}/library/busybox:nope")
+    closed_port = f"{lab2.host(2).address}:5999"  # a lab host, nothing listening
+    with pytest.raises(RegistryUnreachable, match=f"{closed_port}/library/busybox:latest"):
+        await rt.pull(f"{closed_port}/library/busybox")
+    with pytest.raises(ImageError, match="not found on this host"):
+        await rt.create(ContainerConfig(new_id(), ContainerSpec(image=f"{registry}/never:pulled")))
+
+
+async def test_a_blob_whose_digest_does_not_match_is_refused(
+    rt: ContainerdRuntime, lab2: LabSpec
+) -> None:
+    image = f"{lab2.registry_address}/test/corrupt:{secrets.token_hex(3)}"
+    tiny = tiny_image({"hello.txt": secrets.token_bytes(4096)})
+    await push_image(lab2.registry_address, image, tiny)
+    layer = json.loads(tiny.manifest)["layers"][0]["digest"].split(":")[1]
+    blobs = lab2.host(1).directory / "registry/docker/registry/v2/blobs/sha256"
+    data = blobs / layer[:2] / layer / "data"
+    data.write_bytes(data.read_bytes()[:-10] + b"corrupted!")
+    with pytest.raises(DigestMismatch, match=image):
+        await rt.pull(image)
+    assert image not in [i.name for i in await rt.list_images()]
