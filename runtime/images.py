@@ -18,7 +18,7 @@ from containerd.services.images.v1 import images_pb2
 from runtime import content
 from runtime.containerd_client import Containerd, ContainerdAlreadyExists, ContainerdNotFound
 from runtime.reference import ImageReference, parse_reference
-from runtime.registry import Manifest, RegistryClient
+from runtime.registry import Manifest, RegistryClient, sha256_digest
 from runtime.unpack import (
     INDEX_TYPES,
     Descriptor,
@@ -27,7 +27,6 @@ from runtime.unpack import (
     diff_ids,
     parse_manifest,
     pick_platform,
-    sha256_digest,
     unpack,
 )
 

@@ -9,7 +9,6 @@ gives byte-identical blobs and so the same manifest digest on every run.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import posixpath
@@ -18,6 +17,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from runtime.registry import sha256_digest
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -69,10 +70,6 @@ class OciImage:
 
 class SeedImageError(Exception):
     pass
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _json(value: Any) -> bytes:

@@ -4,7 +4,6 @@ into chained overlayfs snapshots with containerd's Diff service."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from runtime.containerd_client import (
     ContainerdError,
     ContainerdNotFound,
 )
+from runtime.registry import sha256_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -54,10 +54,6 @@ class Descriptor:
 class ParsedManifest:
     config: Descriptor
     layers: tuple[Descriptor, ...]
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def parse_manifest(body: bytes, image: str) -> ParsedManifest:

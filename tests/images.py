@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import tarfile
 
 import aiohttp
-from runtime.seed_image import MANIFEST_MEDIA_TYPE, OciImage
 
 from runtime.reference import parse_reference
-from runtime.registry import Manifest, RegistryClient
+from runtime.registry import Manifest, RegistryClient, sha256_digest
+from runtime.seed_image import MANIFEST_MEDIA_TYPE, OciImage
 
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+_digest = sha256_digest
 
 
 def tiny_image(files: dict[str, bytes], cmd: list[str] | None = None) -> OciImage:

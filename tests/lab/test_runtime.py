@@ -7,14 +7,16 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from api.container_spec import ContainerSpec, Limits
+from api.container_spec import ContainerSpec, Limits, Mount
 from lab.configs import runtime_config
 from lab.seed import busybox_reference
 from lab.spec import LabSpec
+from runtime.containerd_client import ContainerdUnavailable
 from runtime.driver import ContainerdRuntime
 from runtime.protocol import ContainerConfig, ContainerNotFound
 from runtime.registry import DigestMismatch, ImageNotFound, RegistryUnreachable
@@ -182,3 +184,80 @@ async def test_a_blob_whose_digest_does_not_match_is_refused(
     with pytest.raises(DigestMismatch, match=image):
         await rt.pull(image)
     assert image not in [i.name for i in await rt.list_images()]
+
+
+async def output_of(rt: ContainerdRuntime, spec: ContainerSpec, **kw: object) -> list[str]:
+    cid, code = await run_to_exit(rt, spec, **kw)
+    lines = [e.line async for e in rt.logs(cid)]
+    assert code == 0, lines
+    return lines
+
+
+async def test_mounts_read_only_root_hosts_init_caps_and_sysctls(
+    rt: ContainerdRuntime, lab2: LabSpec, tmp_path: Path
+) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    (tmp_path / "shared.txt").write_text("from the host\n")
+    script = (
+        "cat /host/shared.txt; echo scratch > /scratch/f && cat /scratch/f; "
+        "touch /rootfile 2>/dev/null && echo root-writable || echo root-read-only; "
+        "grep db.internal /etc/hosts; cat /proc/sys/net/ipv4/ip_forward; "
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; grep CapBnd /proc/self/status"
+    )
+    spec = sh(image, script, read_only=True, init=True, hosts=["10.9.8.7 db.internal"],
+              sysctls={"net.ipv4.ip_forward": "1"}, capability_drop=["NET_RAW"],
+              capability_add=["NET_ADMIN"],
+              mounts=[Mount(target="/host", type="bind", source=str(tmp_path), read_only=True),
+                      Mount(target="/scratch", type="tmpfs")])  # fmt: skip
+    lines = await output_of(rt, spec)
+    assert lines[:4] == ["from the host\n", "scratch\n", "root-read-only\n",
+                         "10.9.8.7\tdb.internal\n"]  # fmt: skip
+    assert lines[4] == "1\n"  # the sysctl, in the container's own network namespace
+    assert lines[5].startswith("/sbin/docker-init -- sh -c")  # tini is PID 1
+    bounding = int(lines[6].split()[1], 16)
+    assert not bounding & (1 << 13)  # CAP_NET_RAW dropped
+    assert bounding & (1 << 12)  # CAP_NET_ADMIN added
+    assert bounding & (1 << 0)  # CAP_CHOWN kept from Docker's default set
+
+
+async def test_limits_reach_the_cgroup_and_stats_read_it(
+    rt: ContainerdRuntime, lab2: LabSpec
+) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    cid = new_id()
+    limits = Limits(nano_cpus=500_000_000, memory_bytes=48 << 20, pids=20)
+    await rt.create(ContainerConfig(cid, sh(image, "while :; do sleep 0.2; done"), limits=limits))
+    await rt.start(cid)
+    stats = await rt.stats(cid)
+    assert stats.memory_limit_bytes == 48 << 20
+    assert stats.pids >= 1 and stats.memory_usage_bytes > 0
+    cgroup = rt.cgroups_path(cid).lstrip("/")
+    assert Path(f"/sys/fs/cgroup/cpu/{cgroup}/cpu.cfs_quota_us").read_text().strip() == "50000"
+    assert Path(f"/sys/fs/cgroup/pids/{cgroup}/pids.max").read_text().strip() == "20"
+    await rt.stop(cid, grace=1)
+
+
+async def test_logs_follow_new_lines(rt: ContainerdRuntime, lab2: LabSpec) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    cid = new_id()
+    script = "i=0; while [ $i -lt 5 ]; do i=$((i+1)); echo line $i; sleep 0.1; done"
+    await rt.create(ContainerConfig(cid, sh(image, script)))
+    await rt.start(cid)
+    seen: list[str] = []
+    async with asyncio.timeout(30):
+        async for entry in rt.logs(cid, follow=True):
+            seen.append(entry.line)
+            if len(seen) == 5:
+                break
+    assert seen == [f"line {i}\n" for i in range(1, 6)]
+
+
+async def test_a_stopped_containerd_or_wrong_socket_is_a_clear_error(lab2: LabSpec) -> None:
+    config = runtime_config(lab2, lab2.host(1))
+    wrong = replace(config, socket=config.socket.with_name("nothing.sock"))
+    async with ContainerdRuntime(wrong) as runtime:
+        with pytest.raises(ContainerdUnavailable, match=r"nothing\.sock"):
+            await runtime.list_containers()
