@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import pytest
@@ -66,21 +67,24 @@ def lab_factory(_labs_cleaned_up: None) -> Iterator[LabFactory]:
             lab_down(name)
 
 
+@contextmanager
+def shared_lab(hosts: int) -> Iterator[LabSpec]:
+    name = new_lab_name()
+    try:
+        yield lab_up(name, hosts, created_by=CREATED_BY)
+    finally:
+        lab_down(name)
+
+
 @pytest.fixture(scope="module")
 def lab3(_labs_cleaned_up: None) -> Iterator[LabSpec]:
     """One 3-host lab shared by the tests of a module."""
-    name = new_lab_name()
-    try:
-        yield lab_up(name, 3, created_by=CREATED_BY)
-    finally:
-        lab_down(name)
+    with shared_lab(3) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
 def lab2(_labs_cleaned_up: None) -> Iterator[LabSpec]:
     """One 2-host lab shared by the tests of a module."""
-    name = new_lab_name()
-    try:
-        yield lab_up(name, 2, created_by=CREATED_BY)
-    finally:
-        lab_down(name)
+    with shared_lab(2) as lab:
+        yield lab

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,3 +262,32 @@ async def test_a_stopped_containerd_or_wrong_socket_is_a_clear_error(lab2: LabSp
     async with ContainerdRuntime(wrong) as runtime:
         with pytest.raises(ContainerdUnavailable, match=r"nothing\.sock"):
             await runtime.list_containers()
+
+
+@pytest.fixture
+def named_netns() -> Iterator[str]:
+    """A network namespace made by the caller (as netd will), with a probe link."""
+    netns = f"trt-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "add", "probe0", "type", "veth",
+                        "peer", "name", "probe1"], check=True)  # fmt: skip
+        yield netns
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+async def test_a_given_network_namespace_and_the_specs_stop_signal_and_grace(
+    rt: ContainerdRuntime, lab2: LabSpec, named_netns: str
+) -> None:
+    image = busybox_reference(lab2)
+    await rt.pull(image)
+    cid = new_id()
+    spec = sh(image, "cat /proc/net/dev; trap 'exit 5' USR1; while :; do sleep 0.1; done",
+              stop_signal="SIGUSR1", stop_grace_period=30_000_000_000)  # fmt: skip
+    await rt.create(ContainerConfig(cid, spec, netns_path=f"/run/netns/{named_netns}"))
+    await rt.start(cid)
+    await asyncio.sleep(0.5)
+    status = await rt.stop(cid)  # the spec's signal and grace, not SIGTERM then SIGKILL
+    assert status.exit_code == 5
+    assert any(["probe0" in e.line async for e in rt.logs(cid)])
