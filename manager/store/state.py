@@ -168,6 +168,41 @@ class StoreState:
                 listener(changes)
         return results
 
+    def apply_external(self, index: int, writes: list[tuple[str, str, str, Obj | None]]) -> None:
+        """Mirror writes another system already decided (the etcd backend):
+        (op, table, id, object-with-Version) at `index`; no checks, no stamping."""
+        with self.lock:
+            changes = []
+            for op, table_name, oid, obj in writes:
+                old_raw = self.objects[table_name].get(oid)
+                old = _decode(old_raw) if old_raw is not None else None
+                if old is not None:
+                    self._unindex(table_name, oid, old)
+                if op == "delete":
+                    self.objects[table_name].pop(oid, None)
+                    changes.append(Change(index, table_name, "delete", oid, old))
+                    continue
+                assert obj is not None
+                self._store(table_name, oid, obj)
+                changes.append(Change(index, table_name, op, oid, obj))
+            self.index = max(self.index, index)
+            if len(self.changelog) + len(changes) > CHANGELOG_LENGTH:
+                self.changelog_truncated = True
+            self.changelog.extend(changes)
+            listeners = list(self.listeners)
+        if changes:
+            for listener in listeners:
+                listener(changes)
+
+    def _store(self, table_name: str, oid: str, obj: Obj) -> None:
+        t = table(table_name)
+        self.objects[table_name][oid] = _encode(obj)
+        if t.name_of is not None and (name := t.name_of(obj)) is not None:
+            self.names[table_name][name] = oid
+        for index, key_of in t.indexes.items():
+            if (key := key_of(obj)) is not None:
+                self.indexes[table_name][index].setdefault(key, set()).add(oid)
+
     def _check(self, batch: list[Action]) -> None:
         """Refuse the whole batch if any action cannot apply, before writing any.
         A batch sees its own earlier actions (create then update is fine)."""
@@ -203,7 +238,6 @@ class StoreState:
             exists[key] = action.op != "delete"
 
     def _write(self, action: Action, timestamp: str) -> Change:
-        t = table(action.table)
         old_raw = self.objects[action.table].get(action.id)
         old = _decode(old_raw) if old_raw is not None else None
         if old is not None:
@@ -215,12 +249,7 @@ class StoreState:
         obj["Version"] = {"Index": self.index}
         obj["CreatedAt"] = old["CreatedAt"] if old and old.get("CreatedAt") else timestamp
         obj["UpdatedAt"] = timestamp
-        self.objects[action.table][action.id] = _encode(obj)
-        if t.name_of is not None and (name := t.name_of(obj)) is not None:
-            self.names[action.table][name] = action.id
-        for index, key_of in t.indexes.items():
-            if (key := key_of(obj)) is not None:
-                self.indexes[action.table][index].setdefault(key, set()).add(action.id)
+        self._store(action.table, action.id, obj)
         return Change(self.index, action.table, action.op, action.id, obj)
 
     def _unindex(self, table_name: str, object_id_: str, obj: Obj) -> None:
@@ -259,14 +288,7 @@ class StoreState:
             self._reset(int(loaded["index"]))
             for table_name, objs in loaded["objects"].items():
                 for obj in objs:
-                    oid = object_id(table_name, obj)
-                    self.objects[table_name][oid] = _encode(obj)
-                    t = table(table_name)
-                    if t.name_of is not None and (name := t.name_of(obj)) is not None:
-                        self.names[table_name][name] = oid
-                    for index, key_of in t.indexes.items():
-                        if (key := key_of(obj)) is not None:
-                            self.indexes[table_name][index].setdefault(key, set()).add(oid)
+                    self._store(table_name, object_id(table_name, obj), obj)
 
 
 def encode_entry(timestamp: str, batches: list[list[Action]]) -> bytes:
