@@ -1,0 +1,44 @@
+"""What the API handlers reach: the store, and facts about this manager."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+
+from manager.store.store import Store
+
+
+class Leadership(Protocol):
+    def is_leader(self) -> bool: ...
+
+    def leader(self) -> str | None: ...
+
+    async def read_barrier(self) -> None: ...
+
+
+@dataclass
+class ManagerInfo:
+    node_id: str
+    hostname: str
+    advertise_addr: str  # host:port of this manager's API
+    raft_addr: str
+    leadership: Leadership
+    ncpu: int = 1
+    memory_bytes: int = 0
+    kernel: str = field(default_factory=platform.release)
+
+
+@dataclass
+class APIContext:
+    store: Store
+    manager: ManagerInfo
+
+
+CONTEXT = web.AppKey("context", APIContext)
+
+
+def context(request: web.Request) -> APIContext:
+    return request.app[CONTEXT]

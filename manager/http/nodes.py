@@ -1,0 +1,169 @@
+"""/nodes: list, inspect, update (role, availability, labels), remove."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from manager.http.context import APIContext, context
+from manager.http.framework import (
+    APIError,
+    add_route,
+    bad_request,
+    json_response,
+    parse_filters,
+    query_bool,
+    read_json,
+    required_version,
+)
+from manager.http.lookup import resolve
+from manager.http.swarm import require_cluster
+from manager.http.writes import write
+from manager.store.store import ReadTx, WriteTx
+from manager.store.tables import Obj
+
+NODE_FILTERS = {"id", "label", "membership", "name", "node.label", "role"}
+
+
+def shown(ctx: APIContext, node: Obj) -> Obj:
+    """A node as Docker shows it: the leader flag is Raft's word, read now."""
+    raft_addr = node.get("RaftAddr")
+    node = {k: v for k, v in node.items() if k != "RaftAddr"}
+    if "ManagerStatus" in node:
+        leader = ctx.manager.leadership.leader()
+        status = dict(node["ManagerStatus"])
+        status["Leader"] = leader is not None and leader == raft_addr
+        node["ManagerStatus"] = status
+    return node
+
+
+def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
+def node_matches(node: Obj, filters: dict[str, list[str]]) -> bool:
+    spec = node.get("Spec") or {}
+    description = node.get("Description") or {}
+    if "id" in filters and not any(node["ID"].startswith(v) for v in filters["id"]):
+        return False
+    names = [spec.get("Name") or "", description.get("Hostname") or ""]
+    if "name" in filters and not any(n.startswith(v) for v in filters["name"] for n in names):
+        return False
+    if "role" in filters and spec.get("Role") not in filters["role"]:
+        return False
+    if "membership" in filters and "accepted" not in filters["membership"]:
+        return False
+    if "label" in filters and not _labels_match(
+        (description.get("Engine") or {}).get("Labels") or {}, filters["label"]
+    ):
+        return False
+    return not (
+        "node.label" in filters
+        and not _labels_match(spec.get("Labels") or {}, filters["node.label"])
+    )
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    ctx = context(request)
+    filters = parse_filters(request, NODE_FILTERS)
+
+    def read(tx: ReadTx) -> list[Obj]:
+        require_cluster(tx)
+        return [shown(ctx, n) for n in tx.all("node") if node_matches(n, filters)]
+
+    return json_response(sorted(ctx.store.view(read), key=lambda n: n["ID"]))
+
+
+async def inspect_node(request: web.Request) -> web.Response:
+    ctx = context(request)
+
+    def read(tx: ReadTx) -> Obj:
+        require_cluster(tx)
+        return shown(ctx, _find(tx, request.match_info["id"]))
+
+    return json_response(ctx.store.view(read))
+
+
+def _find(tx: ReadTx, ref: str) -> Obj:
+    node = tx.get("node", ref)
+    if node is not None:
+        return node
+    named = [
+        n
+        for n in tx.all("node")
+        if ref in ((n.get("Spec") or {}).get("Name"), (n.get("Description") or {}).get("Hostname"))
+    ]
+    if len(named) == 1:
+        return named[0]
+    return resolve(tx, "node", ref)
+
+
+async def update_node(request: web.Request) -> web.Response:
+    ctx = context(request)
+    version = required_version(request, "node")
+    spec = await read_json(request)
+    if not isinstance(spec, dict):
+        raise bad_request("invalid node spec")
+    role = spec.get("Role") or "worker"
+    availability = spec.get("Availability") or "active"
+    if role not in ("worker", "manager"):
+        raise bad_request(f"invalid role {role!r}: must be worker or manager")
+    if availability not in ("active", "pause", "drain"):
+        raise bad_request(f"invalid availability {availability!r}: must be active, pause or drain")
+
+    def change(tx: WriteTx) -> None:
+        node = _find(tx, request.match_info["id"])
+        was_manager = (node.get("Spec") or {}).get("Role") == "manager"
+        if was_manager and role == "worker":
+            managers = [n for n in tx.all("node") if (n.get("Spec") or {}).get("Role") == "manager"]
+            if len(managers) == 1:
+                raise bad_request(
+                    "rpc error: code = FailedPrecondition desc = attempting to demote the last "
+                    "manager of the swarm"
+                )
+        if role == "manager" and not was_manager:
+            raise APIError(501, "promoting a worker needs the node's agent (not available yet)")
+        node["Version"] = {"Index": version}
+        node["Spec"] = {
+            "Name": spec.get("Name") or "",
+            "Labels": spec.get("Labels") or {},
+            "Role": role,
+            "Availability": availability,
+        }
+        tx.update("node", node)
+
+    await write(ctx.store, change)
+    return web.Response(status=200)
+
+
+async def remove_node(request: web.Request) -> web.Response:
+    ctx = context(request)
+    force = query_bool(request, "force")
+
+    def remove(tx: WriteTx) -> None:
+        node = _find(tx, request.match_info["id"])
+        if (node.get("Status") or {}).get("State") != "down" and not force:
+            raise bad_request(
+                f"rpc error: code = FailedPrecondition desc = node {node['ID']} is not down "
+                "and can't be removed"
+            )
+        if (node.get("Spec") or {}).get("Role") == "manager":
+            raise bad_request(
+                f"rpc error: code = FailedPrecondition desc = node {node['ID']} is a cluster "
+                "manager and is a member of the raft cluster. It must be demoted to worker "
+                "before removal"
+            )
+        tx.delete("node", node["ID"])
+
+    await write(ctx.store, remove)
+    return web.Response(status=200)
+
+
+def register(router: web.UrlDispatcher) -> None:
+    add_route(router, "GET", "/nodes", list_nodes)
+    add_route(router, "GET", "/nodes/{id}", inspect_node)
+    add_route(router, "POST", "/nodes/{id}/update", update_node)
+    add_route(router, "DELETE", "/nodes/{id}", remove_node)

@@ -1,0 +1,200 @@
+"""/swarm: init, inspect, update, join tokens (docker-api.md §2)."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+from typing import Any
+
+from aiohttp import web
+
+from manager.http.context import APIContext, context
+from manager.http.framework import (
+    APIError,
+    add_route,
+    bad_request,
+    json_response,
+    query_bool,
+    read_json,
+    required_version,
+)
+from manager.http.lookup import new_id
+from manager.http.system import cluster_of
+from manager.http.writes import write
+from manager.store.store import ReadTx, WriteTx
+from manager.store.tables import Obj
+
+NOT_IN_SWARM = "This node is not part of a swarm"
+ALREADY_IN_SWARM = (
+    'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and '
+    "join another one."
+)
+_BASE36 = string.digits + string.ascii_lowercase
+SECOND_NS = 1_000_000_000
+
+
+def default_swarm_spec() -> dict[str, Any]:
+    return {
+        "Name": "default",
+        "Labels": {},
+        "Orchestration": {"TaskHistoryRetentionLimit": 5},
+        "Raft": {
+            "SnapshotInterval": 10000,
+            "LogEntriesForSlowFollowers": 500,
+            "ElectionTick": 10,
+            "HeartbeatTick": 1,
+        },
+        "Dispatcher": {"HeartbeatPeriod": 5 * SECOND_NS},
+        "CAConfig": {"NodeCertExpiry": 2160 * 3600 * SECOND_NS},
+        "TaskDefaults": {},
+        "EncryptionConfig": {"AutoLockManagers": False},
+    }
+
+
+def merge_spec(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The given SwarmSpec over the defaults; zero values keep the defaults,
+    as swarmkit does for durations and counts."""
+    merged = copy.deepcopy(base)
+    for key, value in (given or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_spec(merged[key], value)
+        elif value not in (None, 0, "") or key not in merged:
+            merged[key] = value
+    return merged
+
+
+def join_token(cluster_digest: str) -> str:
+    secret = "".join(secrets.choice(_BASE36) for _ in range(25))
+    return f"SWMTKN-1-{cluster_digest}-{secret}"
+
+
+def require_cluster(tx: ReadTx) -> Obj:
+    cluster = cluster_of(tx)
+    if cluster is None:
+        raise APIError(503, NOT_IN_SWARM)
+    return cluster
+
+
+def public(cluster: Obj, with_tokens: bool) -> Obj:
+    shown = {k: v for k, v in cluster.items() if k not in ("JoinTokens", "Digest")}
+    if with_tokens:
+        shown["JoinTokens"] = cluster.get("JoinTokens", {})
+    return shown
+
+
+def manager_node(ctx: APIContext, availability: str = "active") -> Obj:
+    m = ctx.manager
+    return {
+        "ID": m.node_id,
+        "Spec": {"Labels": {}, "Role": "manager", "Availability": availability},
+        "Description": {
+            "Hostname": m.hostname,
+            "Platform": {"Architecture": "x86_64", "OS": "linux"},
+            "Resources": {"NanoCPUs": m.ncpu * SECOND_NS, "MemoryBytes": m.memory_bytes},
+            "Engine": {"EngineVersion": "20.10.24", "Labels": {}, "Plugins": []},
+            "TLSInfo": {},
+        },
+        "Status": {"State": "ready", "Addr": m.advertise_addr.rsplit(":", 1)[0]},
+        "ManagerStatus": {"Reachability": "reachable", "Addr": m.advertise_addr},
+        "RaftAddr": m.raft_addr,
+    }
+
+
+async def init(request: web.Request) -> web.Response:
+    ctx = context(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("invalid swarm init request")
+    availability = str(body.get("Availability") or "active")
+    if availability not in ("active", "pause", "drain"):
+        raise bad_request(f"invalid availability {availability!r}")
+    digest = "".join(secrets.choice(_BASE36) for _ in range(50))
+    spec = merge_spec(default_swarm_spec(), body.get("Spec") or {})
+    spec["Name"] = "default"
+
+    def create(tx: WriteTx) -> None:
+        if cluster_of(tx) is not None:
+            raise APIError(503, ALREADY_IN_SWARM)
+        tx.create(
+            "cluster",
+            {
+                "ID": new_id(),
+                "Spec": spec,
+                "Digest": digest,
+                "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
+                "RootRotationInProgress": False,
+                "DefaultAddrPool": body.get("DefaultAddrPool") or ["10.0.0.0/8"],
+                "SubnetSize": body.get("SubnetSize") or 24,
+                "DataPathPort": body.get("DataPathPort") or 4789,
+                "JoinTokens": {"Worker": join_token(digest), "Manager": join_token(digest)},
+            },
+        )
+        if tx.get("node", ctx.manager.node_id) is None:
+            tx.create("node", manager_node(ctx, availability))
+
+    await write(ctx.store, create)
+    return json_response(ctx.manager.node_id)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    ctx = context(request)
+    cluster = ctx.store.view(require_cluster)
+    return json_response(public(cluster, with_tokens=True))
+
+
+async def update(request: web.Request) -> web.Response:
+    ctx = context(request)
+    version = required_version(request, "swarm")
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("invalid swarm spec")
+    rotate_worker = query_bool(request, "rotateWorkerToken")
+    rotate_manager = query_bool(request, "rotateManagerToken")
+
+    def change(tx: WriteTx) -> None:
+        cluster = require_cluster(tx)
+        cluster["Version"] = {"Index": version}
+        spec = merge_spec(default_swarm_spec(), body)
+        spec["Name"] = "default"
+        cluster["Spec"] = spec
+        tokens = dict(cluster.get("JoinTokens") or {})
+        if rotate_worker:
+            tokens["Worker"] = join_token(cluster["Digest"])
+        if rotate_manager:
+            tokens["Manager"] = join_token(cluster["Digest"])
+        cluster["JoinTokens"] = tokens
+        tx.update("cluster", cluster)
+
+    await write(ctx.store, change)
+    return web.Response(status=200)
+
+
+async def unlock_key(request: web.Request) -> web.Response:
+    context(request).store.view(require_cluster)
+    return json_response({"UnlockKey": ""})
+
+
+async def unlock(request: web.Request) -> web.Response:
+    raise APIError(409, "swarm is not locked")
+
+
+async def leave(request: web.Request) -> web.Response:
+    ctx = context(request)
+    ctx.store.view(require_cluster)
+    if not query_bool(request, "force"):
+        raise APIError(
+            503,
+            "You are attempting to leave the swarm on a node that is participating as a "
+            "manager. Use `--force` to ignore this message.",
+        )
+    raise APIError(501, "leaving the swarm is not supported by this manager yet")
+
+
+def register(router: web.UrlDispatcher) -> None:
+    add_route(router, "POST", "/swarm/init", init)
+    add_route(router, "GET", "/swarm", inspect)
+    add_route(router, "POST", "/swarm/update", update)
+    add_route(router, "GET", "/swarm/unlockkey", unlock_key)
+    add_route(router, "POST", "/swarm/unlock", unlock)
+    add_route(router, "POST", "/swarm/leave", leave)

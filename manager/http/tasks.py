@@ -1,0 +1,101 @@
+"""/tasks: list with Docker's filters (including the CLI's `_up-to-date`), inspect."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from manager.http.context import context
+from manager.http.framework import APIError, add_route, json_response, parse_filters
+from manager.http.lookup import resolve
+from manager.http.swarm import require_cluster
+from manager.store.store import ReadTx
+from manager.store.tables import Obj
+
+TASK_FILTERS = {"desired-state", "id", "label", "name", "node", "service", "_up-to-date", "runtime"}
+DESIRED_STATES = {"running", "shutdown", "accepted", "ready", "complete", "remove"}
+
+
+def task_name(tx: ReadTx, task: Obj) -> str:
+    service = tx.get("service", task.get("ServiceID", "")) or {}
+    name = (service.get("Spec") or {}).get("Name") or task.get("ServiceID", "")
+    slot = task.get("Slot") or task.get("NodeID")
+    return f"{name}.{slot}"
+
+
+def _ids(tx: ReadTx, table: str, refs: list[str]) -> set[str]:
+    """Filter values may be IDs, names or prefixes (Terraform passes names)."""
+    ids: set[str] = set()
+    for ref in refs:
+        try:
+            found = resolve(tx, table, ref)
+        except APIError:
+            continue
+        ids.add(found.get("ID") or "")
+    return ids
+
+
+def select(tx: ReadTx, filters: dict[str, list[str]]) -> list[Obj]:
+    if "service" in filters:
+        candidates = [
+            t
+            for sid in _ids(tx, "service", filters["service"])
+            for t in tx.find("task", "service", sid)
+        ]
+    elif "node" in filters:
+        candidates = [t for node in filters["node"] for t in tx.find("task", "node", node)]
+    else:
+        candidates = tx.all("task")
+    result = []
+    for task in candidates:
+        if "id" in filters and not any(task["ID"].startswith(v) for v in filters["id"]):
+            continue
+        if "node" in filters and task.get("NodeID") not in filters["node"]:
+            continue
+        if "desired-state" in filters and task.get("DesiredState") not in filters["desired-state"]:
+            continue
+        if "name" in filters and not any(
+            task_name(tx, task).startswith(v) for v in filters["name"]
+        ):
+            continue
+        if "_up-to-date" in filters:
+            service = tx.get("service", task.get("ServiceID", "")) or {}
+            if task.get("SpecVersion") != service.get("SpecVersion"):
+                continue
+        if "label" in filters:
+            labels = task.get("Labels") or {}
+            if not all(lbl.partition("=")[0] in labels for lbl in filters["label"]):
+                continue
+        result.append(task)
+    return result
+
+
+def public(tx: ReadTx, task: Obj) -> Obj:
+    shown = {k: v for k, v in task.items() if k != "SpecVersion"}
+    shown.setdefault("Labels", {})
+    return shown
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    ctx = context(request)
+    filters = parse_filters(request, TASK_FILTERS)
+
+    def read(tx: ReadTx) -> list[Obj]:
+        require_cluster(tx)
+        return [public(tx, t) for t in sorted(select(tx, filters), key=lambda t: t["ID"])]
+
+    return json_response(ctx.store.view(read))
+
+
+async def inspect(request: web.Request) -> web.Response:
+    ctx = context(request)
+
+    def read(tx: ReadTx) -> Obj:
+        require_cluster(tx)
+        return public(tx, resolve(tx, "task", request.match_info["id"]))
+
+    return json_response(ctx.store.view(read))
+
+
+def register(router: web.UrlDispatcher) -> None:
+    add_route(router, "GET", "/tasks", list_tasks)
+    add_route(router, "GET", "/tasks/{id}", inspect)
