@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
 
 from manager.http import (
     events,
+    join,
     networks,
     nodes,
     secrets,
@@ -15,13 +19,29 @@ from manager.http import (
     tasks,
     volumes,
 )
-from manager.http.context import CONTEXT, APIContext
-from manager.http.framework import docker_middleware
+from manager.http.context import CONTEXT, APIContext, context
+from manager.http.framework import Handler, docker_middleware
+
+READ_BARRIER_SECONDS = 0.5
+
+
+@web.middleware
+async def follower_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On a follower, a read first catches up with what the leader committed,
+    so a client never reads older state than it just wrote elsewhere. Without a
+    leader the replica answers from what it has."""
+    leadership = context(request).manager.leadership
+    if request.method in ("GET", "HEAD") and not leadership.is_leader():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(leadership.read_barrier(), READ_BARRIER_SECONDS)
+    return await handler(request)
 
 
 def make_app(ctx: APIContext) -> web.Application:
-    app = web.Application(middlewares=[docker_middleware], client_max_size=8 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[docker_middleware, follower_reads], client_max_size=8 * 1024 * 1024
+    )
     app[CONTEXT] = ctx
-    for module in (system, swarm, nodes, services, tasks, networks, secrets, volumes, events):
+    for module in (system, swarm, nodes, services, tasks, networks, secrets, volumes, events, join):
         module.register(app.router)
     return app

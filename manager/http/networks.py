@@ -24,7 +24,9 @@ PREDEFINED = {"ingress"}
 
 
 def public(network: Obj) -> Obj:
-    return {k: v for k, v in network.items() if k not in ("Version", "CreatedAt", "UpdatedAt")}
+    shown = {k: v for k, v in network.items() if k not in ("Version", "CreatedAt", "UpdatedAt")}
+    shown["Created"] = network.get("CreatedAt") or "0001-01-01T00:00:00Z"
+    return shown
 
 
 def users_of(tx: ReadTx, network_id: str) -> list[str]:
@@ -69,7 +71,6 @@ async def create(request: web.Request) -> web.Response:
                 "Containers": {},
                 "Options": body.get("Options") or {},
                 "Labels": body.get("Labels") or {},
-                "Created": "",
             },
         )
 

@@ -84,6 +84,8 @@ class RaftProposer:
             raftMaxTimeout=self.config.election_max,
             leaderFallbackTimeout=self.config.election_max * 2,
             appendEntriesPeriod=0.05,
+            # pysyncobj commits on its tick: a short tick is a short write latency.
+            autoTickPeriod=0.005,
             connectionRetryTime=0.5,
             onStateChanged=self._state_changed,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -98,9 +99,16 @@ class WriteTx(ReadTx):
 
 
 class Store:
-    def __init__(self, state: StoreState, proposer: Proposer) -> None:
+    def __init__(
+        self,
+        state: StoreState,
+        proposer: Proposer,
+        on_write: Callable[[float, bool], None] | None = None,
+    ) -> None:
         self.state = state
         self.proposer = proposer
+        # Told each write's latency and whether it was applied (for metrics).
+        self.on_write = on_write
 
     @property
     def index(self) -> int:
@@ -117,8 +125,15 @@ class Store:
         tx = WriteTx(self.state)
         result = fn(tx)
         if tx.actions:
-            outcome = await self.proposer.propose(tx.actions, now_rfc3339())
-            outcome.raise_error()
+            started = time.monotonic()
+            applied = False
+            try:
+                outcome = await self.proposer.propose(tx.actions, now_rfc3339())
+                outcome.raise_error()
+                applied = True
+            finally:
+                if self.on_write is not None:
+                    self.on_write(time.monotonic() - started, applied)
         return result
 
     async def watch(

@@ -1,0 +1,79 @@
+"""`shoal-manager`: run a manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from manager.daemon import Manager, ManagerConfig, ManagerError
+
+
+async def _run(config: ManagerConfig) -> None:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    async with Manager(config) as manager:
+        click.echo(f"shoal-manager {manager.node_id} serving {config.listen_addr}", err=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await manager.run()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where the Raft journal, dump and keys live.",
+)
+@click.option(
+    "--listen-addr", default="0.0.0.0:2377", show_default=True, help="host:port the API listens on."
+)
+@click.option("--advertise-addr", required=True, help="host:port others reach the API at.")
+@click.option("--raft-addr", default="", help="host:port for Raft (default: advertise host:4242).")
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Unix socket of the local API (default: <data-dir>/manager.sock).",
+)
+@click.option("--join", default=None, help="host:port of a manager of the cluster to join.")
+@click.option("--token", default=None, help="The manager join token, with --join.")
+def main(
+    data_dir: Path,
+    listen_addr: str,
+    advertise_addr: str,
+    raft_addr: str,
+    socket_path: Path | None,
+    join: str | None,
+    token: str | None,
+) -> None:
+    """Run a Shoal manager.
+
+    \b
+    Example:
+      shoal-manager --data-dir /var/lib/shoal/manager --advertise-addr 198.18.0.11:2377
+    """
+    if join and not token:
+        raise click.UsageError("--join needs --token")
+    config = ManagerConfig(
+        data_dir=data_dir,
+        advertise_addr=advertise_addr,
+        listen_addr=listen_addr,
+        raft_addr=raft_addr,
+        socket_path=socket_path,
+        join=join,
+        join_token=token,
+    )
+    try:
+        asyncio.run(_run(config))
+    except ManagerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,183 @@
+"""The manager daemon: the Raft-replicated store and the API, on TCP and on a
+unix socket, plus /metrics. `async with Manager(config) as m: await m.run()`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from manager.http.app import make_app
+from manager.http.context import APIContext, ManagerInfo
+from manager.http.join import MEMBERSHIP, RAFT_KEY
+from manager.http.lookup import new_id
+from manager.metrics import ManagerMetrics, StoreCollector
+from manager.store.raft import RaftConfig, RaftProposer
+from manager.store.state import StoreState
+from manager.store.store import Store
+
+
+class ManagerError(RuntimeError):
+    """The manager cannot start as configured; the message says why."""
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    data_dir: Path
+    advertise_addr: str  # host:port others reach this manager's API at
+    listen_addr: str = "0.0.0.0:2377"
+    raft_addr: str = ""  # host:port; default: the advertise host, port 4242
+    socket_path: Path | None = None  # default: <data-dir>/manager.sock
+    join: str | None = None  # host:port of a manager to join
+    join_token: str | None = None
+    peers: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def raft_address(self) -> str:
+        return self.raft_addr or f"{self.advertise_addr.rsplit(':', 1)[0]}:4242"
+
+
+def _read_or_create(path: Path, make: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(make)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return make
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ManagerError(f"invalid address {address!r}: want host:port")
+    return host, int(port)
+
+
+class Manager:
+    def __init__(self, config: ManagerConfig) -> None:
+        self.config = config
+        self.metrics = ManagerMetrics()
+        self.state = StoreState()
+        self.proposer: RaftProposer | None = None
+        self.store: Store | None = None
+        self.runner: web.AppRunner | None = None
+        self.node_id = ""
+        self._peers_file = config.data_dir / "raft-peers.json"
+
+    async def __aenter__(self) -> Manager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.node_id = _read_or_create(cfg.data_dir / "node-id", new_id())
+        key_file = cfg.data_dir / "raft.key"
+        peers = self._known_peers()
+        if cfg.join and not key_file.exists():
+            members, key = await self._join()
+            _read_or_create(key_file, key)
+            peers = [m for m in members if m != cfg.raft_address]
+            self._save_peers(peers)
+        key = _read_or_create(key_file, secrets.token_urlsafe(32))
+        raft = RaftConfig(cfg.raft_address, tuple(peers), cfg.data_dir / "raft", password=key)
+        self.proposer = RaftProposer(self.state, raft)
+        self.proposer.start()
+        self.store = Store(self.state, self.proposer, self.metrics.observe_write)
+        await self._serve(key)
+
+    def _known_peers(self) -> list[str]:
+        if self._peers_file.exists():
+            return [str(p) for p in json.loads(self._peers_file.read_text())]
+        return list(self.config.peers)
+
+    def _save_peers(self, peers: list[str]) -> None:
+        tmp = self._peers_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(set(peers))))
+        tmp.replace(self._peers_file)
+
+    async def _track_peers(self) -> None:
+        """Keep the list of other managers on disk, for the next start."""
+        assert self.store is not None
+        while True:
+            members = self.store.view(
+                lambda tx: [str(n["RaftAddr"]) for n in tx.all("node") if n.get("RaftAddr")]
+            )
+            peers = [m for m in members if m != self.config.raft_address]
+            if peers and sorted(set(peers)) != sorted(set(self._known_peers())):
+                self._save_peers(peers)
+            await asyncio.sleep(1.0)
+
+    async def _join(self) -> tuple[list[str], str]:
+        cfg = self.config
+        body = {
+            "JoinToken": cfg.join_token,
+            "NodeID": self.node_id,
+            "RaftAddr": cfg.raft_address,
+            "AdvertiseAddr": cfg.advertise_addr,
+            "Hostname": socket.gethostname(),
+        }
+        url = f"http://{cfg.join}/shoal/managers/join"
+        try:
+            async with aiohttp.ClientSession() as session, session.post(url, json=body) as reply:
+                answer: dict[str, Any] = await reply.json(content_type=None)
+                if reply.status != 200:
+                    raise ManagerError(f"joining {cfg.join} failed: {answer.get('message')}")
+        except aiohttp.ClientError as exc:
+            raise ManagerError(f"cannot reach the manager at {cfg.join}: {exc}") from None
+        return [str(m) for m in answer["Members"]], str(answer["RaftKey"])
+
+    async def _serve(self, raft_key: str) -> None:
+        assert self.store is not None and self.proposer is not None
+        cfg = self.config
+        proposer = self.proposer
+        info = ManagerInfo(
+            node_id=self.node_id,
+            hostname=socket.gethostname(),
+            advertise_addr=cfg.advertise_addr,
+            raft_addr=cfg.raft_address,
+            leadership=proposer,
+            ncpu=os.cpu_count() or 1,
+            memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        )
+        app = make_app(APIContext(self.store, info))
+        app[RAFT_KEY] = raft_key
+        app[MEMBERSHIP] = proposer.add_member
+        self.metrics.watch(StoreCollector(self.store, proposer.is_leader, proposer.status))
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=self.metrics.render(), content_type="text/plain")
+
+        app.router.add_get("/metrics", metrics)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+        host, port = _split(cfg.listen_addr)
+        await web.TCPSite(self.runner, host, port).start()
+        socket_path = cfg.socket_path or cfg.data_dir / "manager.sock"
+        socket_path.unlink(missing_ok=True)
+        await web.UnixSite(self.runner, str(socket_path)).start()
+        socket_path.chmod(0o660)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.proposer is not None:
+            await self.proposer.stop()
+
+    async def run(self) -> None:
+        """Until cancelled; a component that crashes stops the manager loudly."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._track_peers())
