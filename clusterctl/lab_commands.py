@@ -8,6 +8,7 @@ from dataclasses import asdict
 import click
 
 from clusterctl.output import print_json, print_table, status_line
+from lab.configs import manager_address
 from lab.lifecycle import lab_down, lab_root, lab_up, list_labs, read_metadata
 from lab.spec import DEFAULT_LAB_NAME
 from lab.status import LabStatus, exec_argv, lab_status
@@ -30,21 +31,34 @@ def lab_group() -> None:
 @click.option("--hosts", "-n", type=int, default=3, show_default=True, help="Number of hosts.")
 @click.option("--name", default=DEFAULT_LAB_NAME, show_default=True, help="Name of the lab.")
 @click.option(
+    "--managers",
+    "-m",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Run shoal-manager on the first M hosts, as one cluster.",
+)
+@click.option(
     "--underlay",
     default=None,
     help="Underlay subnet (default: the first free /24 from 198.18.0.0/24 on).",
 )
-def lab_up_command(hosts: int, name: str, underlay: str | None) -> None:
+def lab_up_command(hosts: int, name: str, managers: int, underlay: str | None) -> None:
     """Bring up a lab of N hosts, each with its own containerd.
 
     \b
     Example:
-      clusterctl lab up --hosts 3 --name demo
+      clusterctl lab up --hosts 3 --managers 3 --name demo
     """
-    spec = lab_up(name, hosts, underlay, progress=status_line)
+    spec = lab_up(name, hosts, underlay, progress=status_line, managers=managers)
     status_line(f"lab {spec.name} is up")
     _print_hosts(lab_status(spec.name))
     click.echo(f"\nregistry: {spec.registry_address}   (insecure HTTP, on {spec.host(1).name})")
+    if managers:
+        click.echo(
+            f"managers: {', '.join(manager_address(spec.host(i)) for i in range(1, managers + 1))}"
+        )
+        click.echo(f"docker CLI: docker -H tcp://{manager_address(spec.host(1))} node ls")
     click.echo(f"run a command in a host: clusterctl lab exec --lab {spec.name} h1 -- hostname")
     click.echo(f"remove the lab:          clusterctl lab down {spec.name}")
 

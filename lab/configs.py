@@ -4,6 +4,7 @@ and the list of processes the supervisor keeps running. Pure functions."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -135,3 +136,42 @@ def runtime_config(spec: LabSpec, host: HostSpec) -> RuntimeConfig:
         cgroup_parent=host_cgroup(spec, host),
         insecure_registries=frozenset({spec.registry_address}),
     )
+
+
+MANAGER_PORT = 2377
+RAFT_PORT = 4242
+
+
+def manager_address(host: HostSpec) -> str:
+    return f"{host.address}:{MANAGER_PORT}"
+
+
+def manager_service(spec: LabSpec, host: HostSpec, join: tuple[str, str] | None) -> ServiceSpec:
+    """shoal-manager inside a host; `join` is (manager address, manager token)."""
+    script = Path(sys.executable).parent / "shoal-manager"
+    argv = [
+        *enter_host(host),
+        str(script),
+        "--data-dir",
+        str(host.directory / "manager"),
+        "--listen-addr",
+        manager_address(host),
+        "--advertise-addr",
+        manager_address(host),
+        "--raft-addr",
+        f"{host.address}:{RAFT_PORT}",
+    ]
+    if join is not None:
+        argv += ["--join", join[0], "--token", join[1]]
+    return ServiceSpec(
+        name=f"{host.name}/manager",
+        argv=argv,
+        log=str(host.directory / "manager.log"),
+        cgroup=host_cgroup(spec, host),
+    )
+
+
+def save_services(lab_directory: Path, services: list[ServiceSpec]) -> None:
+    tmp = lab_directory / (SERVICES_FILE + ".tmp")
+    tmp.write_text(json.dumps({"services": [asdict(s) for s in services]}, indent=2))
+    tmp.replace(lab_directory / SERVICES_FILE)

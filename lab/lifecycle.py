@@ -14,6 +14,7 @@ from pathlib import Path
 from lab import system
 from lab.apply import SUPERVISOR_PIDFILE, apply_down_step, apply_up_step
 from lab.configs import render_files
+from lab.managers import ManagersNotReady, managers_up
 from lab.plan import Observed, plan_down, plan_up
 from lab.readiness import wait_until_ready
 from lab.record import Record
@@ -124,12 +125,15 @@ def lab_up(
     root: Path | None = None,
     created_by: str = "clusterctl",
     progress: Progress = lambda _: None,
+    managers: int = 0,
 ) -> LabSpec:
     """Build a lab and return once every host's containerd and the registry answer."""
     root = root or lab_root()
     validate_lab_name(name)
     if hosts < 1:
         raise LabSpecError(f"--hosts must be at least 1, not {hosts}")
+    if not 0 <= managers <= hosts:
+        raise LabSpecError(f"--managers must be between 0 and --hosts ({hosts}), not {managers}")
     check_prerequisites()
     with _root_lock(root):
         if (root / name).exists():
@@ -145,7 +149,7 @@ def lab_up(
         spec = LabSpec(name=name, hosts=hosts, underlay=net, root=root)
         files = render_files(spec)  # validates everything before anything is created
         spec.directory.mkdir()
-        _write_metadata(spec, "creating", created_by)
+        _write_metadata(spec, "creating", created_by, managers)
     try:
         record = Record(spec.directory)
         progress(f"creating {hosts} hosts on {net}")
@@ -155,20 +159,24 @@ def lab_up(
         wait_until_ready(spec, READY_TIMEOUT_SECONDS)
         progress(f"seeding the registry with {busybox_reference(spec)}")
         seed_registry(spec)
-        _write_metadata(spec, "up", created_by)
+        if managers:
+            progress(f"starting {managers} manager(s)")
+            managers_up(spec, managers, progress)
+        _write_metadata(spec, "up", created_by, managers)
     except BaseException as exc:
         progress(f"lab up failed ({exc}); removing what was created")
         lab_down(name, root=root)
-        if isinstance(exc, system.CommandError | TimeoutError | RegistryError):
+        if isinstance(exc, system.CommandError | TimeoutError | RegistryError | ManagersNotReady):
             raise LabError(f"lab up failed: {exc}") from None
         raise
     return spec
 
 
-def _write_metadata(spec: LabSpec, state: str, created_by: str) -> None:
+def _write_metadata(spec: LabSpec, state: str, created_by: str, managers: int) -> None:
     meta = {
         "name": spec.name,
         "hosts": spec.hosts,
+        "managers": managers,
         "underlay": str(spec.underlay),
         "state": state,
         "created_by": created_by,

@@ -2,7 +2,8 @@
 
 Run as `python -m lab.supervisor LAB_DIRECTORY`. It starts every service in
 `services.json` inside its host, restarts one that dies (with a growing pause,
-so a process that cannot start does not spin), and on SIGTERM stops them all —
+so a process that cannot start does not spin), starts services added to the
+file on SIGHUP, and on SIGTERM stops them all —
 SIGTERM, a grace period, then SIGKILL — before it exits.
 """
 
@@ -51,9 +52,11 @@ class Supervisor:
         self.cgroup_root = cgroup_root
         self.states = [ServiceState(s) for s in services]
         self._stopping = asyncio.Event()
+        self._group: asyncio.TaskGroup | None = None
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
+            self._group = group
             for state in self.states:
                 group.create_task(self._keep_running(state))
             await self._stopping.wait()
@@ -61,6 +64,16 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def add(self, services: list[ServiceSpec]) -> None:
+        """Start the services not running yet (`lab up` adds managers once the
+        first one has a cluster to join)."""
+        known = {s.spec.name for s in self.states}
+        for spec in services:
+            if spec.name not in known and self._group is not None:
+                state = ServiceState(spec)
+                self.states.append(state)
+                self._group.create_task(self._keep_running(state))
 
     async def _keep_running(self, state: ServiceState) -> None:
         backoff = MIN_BACKOFF_SECONDS
@@ -137,6 +150,7 @@ async def _main(lab_directory: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop)
+    loop.add_signal_handler(signal.SIGHUP, lambda: supervisor.add(load_services(lab_directory)))
     await supervisor.run()
 
 

@@ -19,10 +19,13 @@ from manager.http.app import make_app
 from manager.http.context import APIContext, ManagerInfo
 from manager.http.join import MEMBERSHIP, RAFT_KEY
 from manager.http.lookup import new_id
+from manager.http.swarm import manager_node
+from manager.http.system import cluster_of
 from manager.metrics import ManagerMetrics, StoreCollector
+from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
-from manager.store.state import StoreState
-from manager.store.store import Store
+from manager.store.state import ObjectExists, StoreState
+from manager.store.store import Store, WriteTx
 
 
 class ManagerError(RuntimeError):
@@ -72,6 +75,7 @@ class Manager:
         self.store: Store | None = None
         self.runner: web.AppRunner | None = None
         self.node_id = ""
+        self.api_info: ManagerInfo | None = None
         self._peers_file = config.data_dir / "raft-peers.json"
 
     async def __aenter__(self) -> Manager:
@@ -153,6 +157,7 @@ class Manager:
             ncpu=os.cpu_count() or 1,
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         )
+        self.api_info = info
         app = make_app(APIContext(self.store, info))
         app[RAFT_KEY] = raft_key
         app[MEMBERSHIP] = proposer.add_member
@@ -181,3 +186,25 @@ class Manager:
         """Until cancelled; a component that crashes stops the manager loudly."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self._track_peers())
+            group.create_task(self._register_self())
+
+    async def _register_self(self) -> None:
+        """A manager that joined writes its own node object once it is in Raft
+        (the leader could not: the membership change commits only with it)."""
+        assert self.store is not None and self.api_info is not None
+        info = self.api_info
+
+        def register(tx: WriteTx) -> bool:
+            if cluster_of(tx) is None:
+                return False  # not replicated here yet (or no swarm yet)
+            if tx.get("node", self.node_id) is None:
+                tx.create("node", manager_node(info))
+            return True
+
+        while True:
+            try:
+                if await self.store.update(register):
+                    return
+            except (NoLeader, ObjectExists):
+                pass
+            await asyncio.sleep(0.5)

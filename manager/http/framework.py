@@ -5,10 +5,13 @@ Docker's status codes, query booleans and filters (docker-api.md §1)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger("shoal.manager.api")
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
@@ -72,6 +75,9 @@ async def docker_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = error_response(404, "page not found")
     except web.HTTPMethodNotAllowed:
         response = error_response(404, "page not found")
+    except Exception as exc:  # a bug of ours: still a JSON answer, and a logged traceback
+        log.exception("internal error on %s %s", request.method, request.path)
+        response = error_response(500, f"internal error: {exc}")
     for key, value in SERVER_HEADERS.items():
         response.headers.setdefault(key, value)
     return response

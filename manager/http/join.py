@@ -13,9 +13,7 @@ from aiohttp import web
 
 from manager.http.context import context
 from manager.http.framework import APIError, add_route, bad_request, json_response, read_json
-from manager.http.swarm import manager_node, require_cluster
-from manager.http.writes import write
-from manager.store.store import WriteTx
+from manager.http.swarm import require_cluster
 
 AddMember = Callable[[str], Awaitable[None]]
 MEMBERSHIP = web.AppKey("membership", object)
@@ -42,24 +40,19 @@ async def join_manager(request: web.Request) -> web.Response:
             503, f"not the leader; the leader's Raft address is {ctx.manager.leadership.leader()}"
         )
     add_member: AddMember = request.app[MEMBERSHIP]  # type: ignore[assignment]
-    node_id, raft_addr = str(body["NodeID"]), str(body["RaftAddr"])
-    await add_member(raft_addr)
-    newcomer = manager_node(ctx)
-    newcomer.update(
-        ID=node_id,
-        RaftAddr=raft_addr,
-        Description={**newcomer["Description"], "Hostname": str(body.get("Hostname") or "")},
-        Status={"State": "ready", "Addr": str(body["AdvertiseAddr"]).rsplit(":", 1)[0]},
-        ManagerStatus={"Reachability": "reachable", "Addr": str(body["AdvertiseAddr"])},
+    raft_addr = str(body.get("RaftAddr") or "")
+    if not raft_addr:
+        raise bad_request("a joining manager must give its Raft address")
+    members = ctx.store.view(
+        lambda tx: [str(n["RaftAddr"]) for n in tx.all("node") if n.get("RaftAddr")]
     )
-
-    def register(tx: WriteTx) -> list[str]:
-        if tx.get("node", node_id) is None:
-            tx.create("node", newcomer)
-        return [str(n["RaftAddr"]) for n in tx.all("node") if n.get("RaftAddr")]
-
-    members = await write(ctx.store, register)
-    return json_response({"Members": members, "RaftKey": request.app[RAFT_KEY]})
+    # The change commits only once the newcomer runs Raft, so it cannot be
+    # awaited here: the newcomer starts with these members and registers its
+    # node object itself once it is in.
+    await add_member(raft_addr)
+    return json_response(
+        {"Members": sorted({*members, raft_addr}), "RaftKey": request.app[RAFT_KEY]}
+    )
 
 
 RAFT_KEY = web.AppKey("raft_key", str)

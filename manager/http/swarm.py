@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from manager.http.context import APIContext, context
+from manager.http.context import ManagerInfo, context
 from manager.http.framework import (
     APIError,
     add_route,
@@ -83,8 +83,7 @@ def public(cluster: Obj, with_tokens: bool) -> Obj:
     return shown
 
 
-def manager_node(ctx: APIContext, availability: str = "active") -> Obj:
-    m = ctx.manager
+def manager_node(m: ManagerInfo, availability: str = "active") -> Obj:
     return {
         "ID": m.node_id,
         "Spec": {"Labels": {}, "Role": "manager", "Availability": availability},
@@ -131,7 +130,7 @@ async def init(request: web.Request) -> web.Response:
             },
         )
         if tx.get("node", ctx.manager.node_id) is None:
-            tx.create("node", manager_node(ctx, availability))
+            tx.create("node", manager_node(ctx.manager, availability))
 
     await write(ctx.store, create)
     return json_response(ctx.manager.node_id)

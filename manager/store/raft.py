@@ -220,8 +220,11 @@ class RaftProposer:
             raise NoLeader(f"changing the Raft membership for {address} failed ({error})")
 
     async def add_member(self, address: str) -> None:
+        """Start adding a member; it commits once the member itself runs Raft."""
         assert self.syncobj is not None
-        await self._membership(self.syncobj.addNodeToCluster, address)
+        if self.syncobj._isLeader() is not True:
+            raise NoLeader("only the leader can add a manager")
+        self.syncobj.addNodeToCluster(address, callback=lambda *_: None)
 
     async def remove_member(self, address: str) -> None:
         assert self.syncobj is not None

@@ -1,0 +1,99 @@
+"""Managers in a lab: shoal-manager on the first M hosts as one cluster. The
+first inits the swarm; the others join it with the manager token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from lab.configs import load_services, manager_address, manager_service, save_services
+from lab.spec import LabSpec
+from lab.supervisor import PIDFILE
+
+READY_SECONDS = 60.0
+
+
+class ManagersNotReady(RuntimeError):
+    pass
+
+
+def _add_services(spec: LabSpec, services: list[Any]) -> None:
+    known = load_services(spec.directory)
+    names = {s.name for s in known}
+    save_services(spec.directory, known + [s for s in services if s.name not in names])
+    pid = int((spec.directory / PIDFILE).read_text())
+    os.kill(pid, signal.SIGHUP)  # the supervisor starts what is new
+
+
+async def _request(method: str, url: str, **kw: Any) -> tuple[int, Any]:
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.request(method, url, **kw) as reply,
+    ):
+        return reply.status, await reply.json(content_type=None)
+
+
+async def _wait(what: str, check: Callable[[], Any], deadline: float) -> Any:
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            last = str(exc)
+        await asyncio.sleep(0.2)
+    raise ManagersNotReady(f"{what} within {READY_SECONDS:.0f}s {last}".strip())
+
+
+async def start_managers(spec: LabSpec, count: int, progress: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    first = spec.host(1)
+    api = f"http://{manager_address(first)}"
+    _add_services(spec, [manager_service(spec, first, None)])
+
+    async def answers() -> bool:
+        status, _ = await _request("GET", f"{api}/info")
+        return status == 200
+
+    await _wait(f"the manager on {first.name} did not answer", answers, deadline)
+    status, body = await _request(
+        "POST", f"{api}/swarm/init", json={"AdvertiseAddr": manager_address(first)}
+    )
+    if status != 200 and "already part of a swarm" not in str(body):
+        raise ManagersNotReady(f"swarm init failed: {body}")
+    _, swarm = await _request("GET", f"{api}/swarm")
+    token = swarm["JoinTokens"]["Manager"]
+    progress(f"manager on {first.name} is up; joining {count - 1} more")
+    _add_services(
+        spec,
+        [
+            manager_service(spec, spec.host(i), (manager_address(first), token))
+            for i in range(2, count + 1)
+        ],
+    )
+
+    async def all_joined() -> bool:
+        status, nodes = await _request("GET", f"{api}/nodes")
+        managers = [n for n in nodes if (n.get("Spec") or {}).get("Role") == "manager"]
+        leaders = [n for n in managers if (n.get("ManagerStatus") or {}).get("Leader")]
+        if status != 200 or len(managers) != count or len(leaders) != 1:
+            return False
+        for i in range(2, count + 1):  # every manager's own API answers too
+            code, _ = await _request("GET", f"http://{manager_address(spec.host(i))}/info")
+            if code != 200:
+                return False
+        return True
+
+    await _wait(f"{count} managers did not form a cluster", all_joined, deadline)
+
+
+def managers_up(spec: LabSpec, count: int, progress: Callable[[str], None]) -> None:
+    asyncio.run(start_managers(spec, count, progress))
