@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from api.errors import ApiError
+
 log = logging.getLogger("shoal.manager.api")
 
 API_VERSION = "1.41"
@@ -69,7 +71,7 @@ async def docker_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         refused = check_version(request)
         response = refused if refused is not None else await handler(request)
-    except APIError as exc:
+    except (APIError, ApiError) as exc:
         response = error_response(exc.status, exc.message)
     except web.HTTPNotFound:
         response = error_response(404, "page not found")

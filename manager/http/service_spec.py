@@ -2,71 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+import msgspec
+
+from api.codec import encode, from_builtins
+from api.errors import ApiError
+from api.service import ServiceSpec
+from api.validate import normalize_service_spec as validate_spec
 from manager.http.framework import APIError, bad_request, not_found
 from manager.http.lookup import resolve
 from manager.store.store import ReadTx
 
-_CONSTRAINT = re.compile(r"^\s*[\w.\-]+\s*(==|!=)\s*\S.*$")
-MODES = ("Replicated", "Global", "ReplicatedJob", "GlobalJob")
-
 
 def normalize_service_spec(body: Any) -> dict[str, Any]:
+    """Decode as Go would, then validate and normalise as Docker does (api/)."""
     if not isinstance(body, dict):
         raise bad_request("invalid service spec: expected a JSON object")
-    spec: dict[str, Any] = dict(body)
-    spec.setdefault("Labels", {})
-    template = spec.get("TaskTemplate")
-    if not isinstance(template, dict):
-        raise bad_request("TaskSpec: missing ContainerSpec")
-    container = template.get("ContainerSpec")
-    if not isinstance(container, dict) or not container.get("Image"):
-        raise bad_request("ContainerSpec: image reference must be provided")
-    template.setdefault("ForceUpdate", 0)
-    spec["Mode"] = _normalize_mode(spec.get("Mode"))
-    for constraint in (template.get("Placement") or {}).get("Constraints") or []:
-        if not _CONSTRAINT.match(str(constraint)):
-            raise bad_request(f"invalid constraint: {constraint!r} (use key==value or key!=value)")
-    restart = template.get("RestartPolicy") or {}
-    if restart.get("Condition", "any") not in ("none", "on-failure", "any"):
-        raise bad_request(f"invalid RestartPolicy Condition {restart.get('Condition')!r}")
-    for key in ("UpdateConfig", "RollbackConfig"):
-        config = spec.get(key) or {}
-        if config.get("FailureAction", "pause") not in ("pause", "continue", "rollback", ""):
-            raise bad_request(f"invalid {key} FailureAction {config.get('FailureAction')!r}")
-        if config.get("Order", "stop-first") not in ("stop-first", "start-first", ""):
-            raise bad_request(f"invalid {key} Order {config.get('Order')!r}")
-    for port in (spec.get("EndpointSpec") or {}).get("Ports") or []:
-        if port.get("Protocol", "tcp") not in ("tcp", "udp", "sctp"):
-            raise bad_request(f"invalid port protocol {port.get('Protocol')!r}")
-        if port.get("PublishMode", "ingress") not in ("ingress", "host"):
-            raise bad_request(f"invalid port publish mode {port.get('PublishMode')!r}")
-    return spec
-
-
-def _normalize_mode(mode: Any) -> dict[str, Any]:
-    if not mode:
-        return {"Replicated": {"Replicas": 1}}
-    if not isinstance(mode, dict):
-        raise bad_request("invalid service mode")
-    present = [m for m in MODES if m in mode]
-    if len(present) != 1:
-        raise bad_request(
-            "service mode must be exactly one of replicated, global, replicated-job or global-job"
-        )
-    name = present[0]
-    value = dict(mode[name] or {})
-    if name == "Replicated":
-        replicas = value.get("Replicas")
-        value["Replicas"] = 1 if replicas is None else replicas
-        if not isinstance(value["Replicas"], int) or value["Replicas"] < 0:
-            raise bad_request(f"invalid replicas value {replicas!r}: must be 0 or more")
-    if name == "ReplicatedJob":
-        value["MaxConcurrent"] = value.get("MaxConcurrent") or 1
-        value["TotalCompletions"] = value.get("TotalCompletions") or value["MaxConcurrent"]
-    return {name: value}
+    try:
+        spec = validate_spec(from_builtins(body, ServiceSpec))
+    except ApiError as exc:
+        raise APIError(exc.status, exc.message) from None
+    normalized: dict[str, Any] = msgspec.json.decode(encode(spec))
+    normalized.setdefault("Labels", {})
+    return normalized
 
 
 def resolve_networks(tx: ReadTx, spec: dict[str, Any]) -> None:

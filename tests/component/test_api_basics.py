@@ -133,8 +133,14 @@ async def test_service_create_inspect_list_update_and_remove(swarm: Client) -> N
     ("body", "message"),
     [
         ({"Name": "x", "TaskTemplate": {"ContainerSpec": {}}}, "image reference must be provided"),
-        (dict(CLI_CREATE, Mode={"Replicated": {"Replicas": -1}}), "invalid replicas"),
-        (dict(CLI_CREATE, Mode={"Replicated": {}, "Global": {}}), "exactly one"),
+        (
+            dict(CLI_CREATE, Mode={"Replicated": {"Replicas": -1}}),
+            "Number of replicas must be non-negative",
+        ),
+        (
+            dict(CLI_CREATE, Mode={"Replicated": {}, "Global": {}}),
+            "must specify only one service mode",
+        ),
         (
             {
                 **CLI_CREATE,
@@ -143,7 +149,7 @@ async def test_service_create_inspect_list_update_and_remove(swarm: Client) -> N
                     "Placement": {"Constraints": ["node.role=manager"]},
                 },
             },
-            "invalid constraint",
+            "constraint expected one operator from ==, !=",
         ),
     ],
 )
