@@ -78,6 +78,12 @@ class Supervisor:
     async def _keep_running(self, state: ServiceState) -> None:
         backoff = MIN_BACKOFF_SECONDS
         while not self._stopping.is_set():
+            while held_file(self.lab_directory, state.spec.name).exists():
+                # A test holds this service down (a stopped manager, say).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.2)
+                if self._stopping.is_set():
+                    return
             await self._start(state)
             assert state.process is not None
             state.last_exit = await state.process.wait()
@@ -135,6 +141,11 @@ class Supervisor:
         tmp = self.lab_directory / (STATUS_FILE + ".tmp")
         tmp.write_text(json.dumps(status, indent=2), encoding="utf-8")
         tmp.replace(self.lab_directory / STATUS_FILE)
+
+
+def held_file(lab_directory: Path, service: str) -> Path:
+    """While this file exists the supervisor does not (re)start the service."""
+    return lab_directory / "held" / service.replace("/", "_")
 
 
 def read_status(lab_directory: Path) -> dict[str, dict[str, int | None]]:

@@ -22,6 +22,7 @@ from manager.http.lookup import new_id
 from manager.http.swarm import manager_node
 from manager.http.system import cluster_of
 from manager.metrics import ManagerMetrics, StoreCollector
+from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
 from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
 from manager.store.state import ObjectExists, StoreState
@@ -76,6 +77,7 @@ class Manager:
         self.runner: web.AppRunner | None = None
         self.node_id = ""
         self.api_info: ManagerInfo | None = None
+        self.reads: FollowerReads | None = None
         self._peers_file = config.data_dir / "raft-peers.json"
 
     async def __aenter__(self) -> Manager:
@@ -148,12 +150,13 @@ class Manager:
         assert self.store is not None and self.proposer is not None
         cfg = self.config
         proposer = self.proposer
+        self.reads = FollowerReads(proposer, self.store)
         info = ManagerInfo(
             node_id=self.node_id,
             hostname=socket.gethostname(),
             advertise_addr=cfg.advertise_addr,
             raft_addr=cfg.raft_address,
-            leadership=proposer,
+            leadership=self.reads,
             ncpu=os.cpu_count() or 1,
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         )
@@ -167,6 +170,7 @@ class Manager:
             return web.Response(body=self.metrics.render(), content_type="text/plain")
 
         app.router.add_get("/metrics", metrics)
+        app.router.add_get(COMMIT_INDEX_PATH, commit_index)
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
         host, port = _split(cfg.listen_addr)
@@ -179,6 +183,8 @@ class Manager:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.reads is not None:
+            await self.reads.close()
         if self.proposer is not None:
             await self.proposer.stop()
 

@@ -12,6 +12,10 @@ DEBIAN_PACKAGES=(
   util-linux procps ca-certificates
 )
 
+# The tests also drive the stock docker CLI (docker.io, client only) against the
+# managers and run the store's conformance suite against a real etcd.
+[ "${1:-}" = "--dev" ] && DEBIAN_PACKAGES+=(docker.io etcd-server)
+
 if [ "$(id -u)" != 0 ]; then
   echo "bootstrap: run as root (the lab creates network namespaces)" >&2
   exit 1

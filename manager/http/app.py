@@ -22,16 +22,17 @@ from manager.http import (
 from manager.http.context import CONTEXT, APIContext, context
 from manager.http.framework import Handler, docker_middleware
 
-READ_BARRIER_SECONDS = 0.5
+READ_BARRIER_SECONDS = 1.0
 
 
 @web.middleware
 async def follower_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """On a follower, a read first catches up with what the leader committed,
-    so a client never reads older state than it just wrote elsewhere. Without a
-    leader the replica answers from what it has."""
+    """On a follower, a request first catches up with what the leader committed,
+    so a client never reads older state than it just wrote elsewhere, and an
+    update starts from current objects. Without a leader the replica answers
+    reads from what it has (and writes fail fast in the store)."""
     leadership = context(request).manager.leadership
-    if request.method in ("GET", "HEAD") and not leadership.is_leader():
+    if request.path != "/_ping" and not leadership.is_leader():
         with contextlib.suppress(Exception):
             await asyncio.wait_for(leadership.read_barrier(), READ_BARRIER_SECONDS)
     return await handler(request)

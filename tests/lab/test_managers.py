@@ -1,0 +1,277 @@
+"""Three managers in a lab, driven by the stock docker CLI and plain HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lab.configs import manager_address
+from lab.lifecycle import lab_down, lab_up
+from lab.services import kill_service, start_service, stop_service
+from lab.spec import LabSpec
+from tests.lab_fixtures import CREATED_BY, new_lab_name
+
+pytestmark = pytest.mark.lab
+DOCKER = "/usr/bin/docker"  # Debian's docker.io client, API 1.41
+
+
+@pytest.fixture(scope="module")
+def managers3(_labs_cleaned_up: None) -> Iterator[LabSpec]:
+    name = new_lab_name()
+    try:
+        yield lab_up(name, 3, created_by=CREATED_BY, managers=3)
+    finally:
+        lab_down(name)
+
+
+def docker(
+    lab: LabSpec, host: int, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DOCKER, "-H", f"tcp://{manager_address(lab.host(host))}", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def api(lab: LabSpec, host: int, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+    url = f"http://{manager_address(lab.host(host))}{path}"
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.request(method, url, **kw) as reply,
+    ):
+        return reply.status, await reply.json(content_type=None)
+
+
+def leader_host(lab: LabSpec) -> int:
+    nodes = json.loads(
+        ok(
+            docker(
+                lab,
+                1,
+                "node",
+                "inspect",
+                *[line.split()[0] for line in ok(docker(lab, 1, "node", "ls", "-q")).split()],
+            )
+        )
+    )
+    for node in nodes:
+        if node["ManagerStatus"]["Leader"]:
+            return next(
+                h.index
+                for h in lab.all_hosts()
+                if node["ManagerStatus"]["Addr"] == manager_address(h)
+            )
+    raise AssertionError("no leader")
+
+
+def test_docker_node_ls_lists_three_managers_with_the_leader(managers3: LabSpec) -> None:
+    for host in (1, 2, 3):
+        lines = ok(docker(managers3, host, "node", "ls")).strip().splitlines()[1:]
+        assert len(lines) == 3
+        assert sum("Leader" in line for line in lines) == 1
+        assert sum("Reachable" in line for line in lines) == 2
+        assert sum(" * " in line for line in lines) == 1  # this manager marks itself
+        assert {f"{managers3.name}-h{i}" for i in (1, 2, 3)} <= set(" ".join(lines).split())
+
+
+def test_docker_service_network_and_secret_commands(managers3: LabSpec) -> None:
+    name = f"web{secrets.token_hex(2)}"
+    service_id = ok(
+        docker(
+            managers3,
+            2,
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            name,
+            "--replicas",
+            "3",
+            "busybox:latest",
+            "sleep",
+            "1000",
+        )
+    ).strip()
+    assert len(service_id) == 25
+    assert name in ok(docker(managers3, 3, "service", "ls"))
+    spec = json.loads(ok(docker(managers3, 1, "service", "inspect", name)))[0]["Spec"]
+    assert spec["Mode"]["Replicated"]["Replicas"] == 3
+    assert spec["TaskTemplate"]["ContainerSpec"]["Args"] == ["sleep", "1000"]
+    duplicate = docker(managers3, 1, "service", "create", "--detach", "--name", name, "busybox")
+    assert duplicate.returncode != 0
+    assert f"name conflicts with an existing object: service {name} already exists" in (
+        duplicate.stderr
+    )
+    unknown = docker(managers3, 1, "service", "inspect", "nosuchservice")
+    assert unknown.returncode != 0 and "no such service: nosuchservice" in unknown.stderr
+    invalid = docker(
+        managers3,
+        1,
+        "service",
+        "create",
+        "--detach",
+        "--constraint",
+        "node.role=manager",
+        "busybox",
+    )
+    assert invalid.returncode != 0 and "constraint expected one operator" in invalid.stderr
+    ok(docker(managers3, 1, "service", "rm", name))
+    assert name not in ok(docker(managers3, 2, "service", "ls"))
+
+    net = f"net{secrets.token_hex(2)}"
+    ok(docker(managers3, 3, "network", "create", "-d", "overlay", net))
+    assert net in ok(docker(managers3, 1, "network", "ls"))
+    again = docker(managers3, 1, "network", "create", "-d", "overlay", net)
+    assert again.returncode != 0 and f"network with name {net} already exists" in again.stderr
+    ok(docker(managers3, 2, "network", "rm", net))
+
+    secret = f"sec{secrets.token_hex(2)}"
+    ok(docker(managers3, 1, "secret", "create", secret, "-", stdin="s3cret"))
+    listed = ok(docker(managers3, 2, "secret", "ls"))
+    assert secret in listed and "s3cret" not in listed
+    ok(docker(managers3, 3, "secret", "rm", secret))
+    assert secret not in ok(docker(managers3, 1, "secret", "ls"))
+
+
+async def test_concurrent_updates_with_one_version_exactly_one_wins(managers3: LabSpec) -> None:
+    name = f"cu{secrets.token_hex(2)}"
+    ok(docker(managers3, 1, "service", "create", "--detach", "--name", name, "busybox"))
+    _, service = await api(managers3, 1, "GET", f"/services/{name}")
+    version = service["Version"]["Index"]
+
+    async def update(host: int, replicas: int) -> int:
+        spec = dict(service["Spec"], Mode={"Replicated": {"Replicas": replicas}})
+        status, _ = await api(
+            managers3, host, "POST", f"/services/{name}/update?version={version}", json=spec
+        )
+        return status
+
+    statuses = await asyncio.gather(*(update(1 + i % 3, i + 2) for i in range(6)))
+    assert sorted(statuses) == [200] + [500] * 5
+    ok(docker(managers3, 1, "service", "rm", name))
+
+
+async def test_kill_9_of_the_leader_loses_no_acknowledged_write(managers3: LabSpec) -> None:
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+
+    async def writer(host: int) -> None:
+        n = 0
+        while not stop.is_set():
+            name = f"w{host}-{n}-{secrets.token_hex(2)}"
+            try:
+                status, _ = await api(
+                    managers3, host, "POST", "/secrets/create", json={"Name": name, "Data": "eA=="}
+                )
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            if status == 201:
+                acknowledged.append(name)
+                n += 1
+            else:
+                await asyncio.sleep(0.05)
+
+    writers = [asyncio.create_task(writer(h)) for h in (1, 2, 3)]
+    await asyncio.sleep(1.0)
+    before = len(acknowledged)
+    leader = leader_host(managers3)
+    await asyncio.to_thread(kill_service, managers3, f"h{leader}/manager")
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < before + 50:  # the cluster keeps taking writes
+        assert time.monotonic() < deadline, "no writes were acknowledged after the kill"
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.gather(*writers)
+    for host in (1, 2, 3):
+        deadline = time.monotonic() + 30
+        while True:
+            _, listed = await api(managers3, host, "GET", "/secrets")
+            names = {s["Spec"]["Name"] for s in listed}
+            missing = [n for n in acknowledged if n not in names]
+            if not missing or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert missing == [], f"manager h{host} lacks {len(missing)} acknowledged writes"
+
+
+async def test_without_quorum_writes_fail_fast_and_reads_answer(managers3: LabSpec) -> None:
+    survivor = 1
+    stopped = [h for h in (1, 2, 3) if h != survivor]
+    for host in stopped:
+        await asyncio.to_thread(stop_service, managers3, f"h{host}/manager")
+    try:
+        await asyncio.sleep(3)  # long enough for the survivor to notice
+        started = time.monotonic()
+        status, body = await api(
+            managers3,
+            survivor,
+            "POST",
+            "/secrets/create",
+            json={"Name": f"nq{secrets.token_hex(2)}", "Data": "eA=="},
+        )
+        elapsed = time.monotonic() - started
+        assert status == 503 and "no leader" in body["message"]
+        assert elapsed < 3.0, f"the write hung for {elapsed:.1f}s before failing"
+        status, _ = await api(managers3, survivor, "GET", "/services")
+        assert status == 200
+    finally:
+        for host in stopped:
+            await asyncio.to_thread(start_service, managers3, f"h{host}/manager")
+    deadline = time.monotonic() + 30
+    while True:
+        status, _ = await api(
+            managers3,
+            survivor,
+            "POST",
+            "/secrets/create",
+            json={"Name": f"back{secrets.token_hex(2)}", "Data": "eA=="},
+        )
+        if status == 201:
+            break
+        assert time.monotonic() < deadline, "writes did not come back with the quorum"
+        await asyncio.sleep(0.3)
+
+
+async def test_restarting_every_manager_keeps_every_object_and_version(
+    managers3: LabSpec,
+) -> None:
+    name = f"keep{secrets.token_hex(2)}"
+    ok(docker(managers3, 1, "service", "create", "--detach", "--name", name, "busybox"))
+    ok(docker(managers3, 2, "network", "create", "-d", "overlay", f"n{name}"))
+    _, before_services = await api(managers3, 1, "GET", "/services")
+    _, before_networks = await api(managers3, 1, "GET", "/networks")
+    for host in (1, 2, 3):
+        await asyncio.to_thread(stop_service, managers3, f"h{host}/manager")
+    for host in (1, 2, 3):
+        await asyncio.to_thread(start_service, managers3, f"h{host}/manager")
+    for host in (1, 2, 3):
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, after = await api(managers3, host, "GET", "/services")
+            except (aiohttp.ClientError, TimeoutError):
+                status, after = 0, None
+            if status == 200 and after == before_services:
+                break
+            assert time.monotonic() < deadline, f"h{host} did not come back with the services"
+            await asyncio.sleep(0.3)
+        _, networks = await api(managers3, host, "GET", "/networks")
+        assert networks == before_networks
