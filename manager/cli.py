@@ -47,6 +47,11 @@ async def _run(config: ManagerConfig) -> None:
 )
 @click.option("--join", default=None, help="host:port of a manager of the cluster to join.")
 @click.option("--token", default=None, help="The manager join token, with --join.")
+@click.option(
+    "--force-new-cluster",
+    is_flag=True,
+    help="Restart with all this manager's data and itself as the only member.",
+)
 def main(
     data_dir: Path,
     listen_addr: str,
@@ -55,6 +60,7 @@ def main(
     socket_path: Path | None,
     join: str | None,
     token: str | None,
+    force_new_cluster: bool,
 ) -> None:
     """Run a Shoal manager.
 
@@ -72,6 +78,7 @@ def main(
         socket_path=socket_path,
         join=join,
         join_token=token,
+        force_new_cluster=force_new_cluster,
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -23,6 +23,7 @@ from manager.http.swarm import manager_node
 from manager.http.system import cluster_of
 from manager.metrics import ManagerMetrics, StoreCollector
 from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
+from manager.recovery import force_new_cluster, seed_when_leader
 from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
 from manager.store.state import ObjectExists, StoreState
@@ -43,6 +44,7 @@ class ManagerConfig:
     join: str | None = None  # host:port of a manager to join
     join_token: str | None = None
     peers: tuple[str, ...] = field(default_factory=tuple)
+    force_new_cluster: bool = False
 
     @property
     def raft_address(self) -> str:
@@ -78,6 +80,7 @@ class Manager:
         self.node_id = ""
         self.api_info: ManagerInfo | None = None
         self.reads: FollowerReads | None = None
+        self._seed: bytes | None = None
         self._peers_file = config.data_dir / "raft-peers.json"
 
     async def __aenter__(self) -> Manager:
@@ -98,6 +101,11 @@ class Manager:
             _read_or_create(key_file, key)
             peers = [m for m in members if m != cfg.raft_address]
             self._save_peers(peers)
+        if cfg.force_new_cluster:
+            if not key_file.exists():
+                raise ManagerError(f"--force-new-cluster: {cfg.data_dir} holds no cluster")
+            self._seed = force_new_cluster(cfg.data_dir, key_file.read_text().strip(), self.node_id)
+            peers = []
         key = _read_or_create(key_file, secrets.token_urlsafe(32))
         raft = RaftConfig(cfg.raft_address, tuple(peers), cfg.data_dir / "raft", password=key)
         self.proposer = RaftProposer(self.state, raft)
@@ -193,6 +201,9 @@ class Manager:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._track_peers())
             group.create_task(self._register_self())
+            if self._seed is not None:
+                assert self.proposer is not None
+                group.create_task(seed_when_leader(self.proposer, self._seed))
 
     async def _register_self(self) -> None:
         """A manager that joined writes its own node object once it is in Raft

@@ -191,6 +191,23 @@ class RaftProposer:
 
         self._consumer.apply_entry(payload, callback=callback)
 
+    async def propose_restore(self, snapshot: bytes) -> None:
+        """Seed the log with a whole store (after --force-new-cluster)."""
+        from manager.store.store import now_rfc3339
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def callback(result: Any, error: Any) -> None:
+            loop.call_soon_threadsafe(
+                lambda: future.done() or future.set_result(error)  # type: ignore[func-returns-value]
+            )
+
+        self._consumer.apply_entry(encode_entry(now_rfc3339(), [], snapshot), callback=callback)
+        error = await asyncio.wait_for(future, 30)
+        if error != FAIL_REASON.SUCCESS:
+            raise NoLeader(f"seeding the new cluster failed ({error})")
+
     async def read_barrier(self, timeout: float = WRITE_TIMEOUT_SECONDS) -> None:
         """Wait until this replica applied what the leader had committed."""
         if self.syncobj is None:

@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -61,6 +62,9 @@ class Entry(msgspec.Struct, frozen=True):
     v: int
     ts: str  # set by the proposer, so every replica stamps the same time
     batches: list[list[Action]]
+    # A whole store to start from (--force-new-cluster seeds a fresh log with
+    # it, so every replica, even one joining later, replays the same history).
+    restore: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ class StoreState:
         if entry.v != ENTRY_FORMAT:
             raise ValueError(f"store entry format {entry.v} is not understood")
         with self.lock:
+            if entry.restore is not None:
+                self._restore_locked(msgspec.json.decode(entry.restore.encode()))
             self.index += 1
             results: list[BatchResult] = []
             changes: list[Change] = []
@@ -283,7 +289,10 @@ class StoreState:
             )
 
     def restore(self, data: bytes) -> None:
-        loaded = _decode(data)
+        with self.lock:
+            self._restore_locked(_decode(data))
+
+    def _restore_locked(self, loaded: dict[str, Any]) -> None:
         with self.lock:
             self._reset(int(loaded["index"]))
             for table_name, objs in loaded["objects"].items():
@@ -291,5 +300,8 @@ class StoreState:
                     self._store(table_name, object_id(table_name, obj), obj)
 
 
-def encode_entry(timestamp: str, batches: list[list[Action]]) -> bytes:
-    return _encode(Entry(ENTRY_FORMAT, timestamp, batches))
+def encode_entry(
+    timestamp: str, batches: list[list[Action]], restore: bytes | None = None
+) -> bytes:
+    seed = None if restore is None else restore.decode()
+    return _encode(Entry(ENTRY_FORMAT, timestamp, batches, seed))

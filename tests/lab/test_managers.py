@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lab.configs import manager_address
+from lab.configs import manager_address, manager_service
 from lab.lifecycle import lab_down, lab_up
 from lab.services import kill_service, start_service, stop_service
 from lab.spec import LabSpec
-from tests.lab_fixtures import CREATED_BY, new_lab_name
+from tests.lab_fixtures import CREATED_BY, LabFactory, new_lab_name
 
 pytestmark = pytest.mark.lab
 DOCKER = "/usr/bin/docker"  # Debian's docker.io client, API 1.41
@@ -275,3 +276,56 @@ async def test_restarting_every_manager_keeps_every_object_and_version(
             await asyncio.sleep(0.3)
         _, networks = await api(managers3, host, "GET", "/networks")
         assert networks == before_networks
+
+
+def test_force_new_cluster_on_the_survivor_keeps_the_data_and_takes_new_managers(
+    lab_factory: LabFactory,
+) -> None:
+    lab = lab_factory(3, managers=3)
+    ok(docker(lab, 1, "service", "create", "--detach", "--name", "survivor", "busybox"))
+    for i in range(5):
+        ok(docker(lab, 2, "secret", "create", f"kept{i}", "-", stdin="x"))
+    token = ok(docker(lab, 1, "swarm", "join-token", "-q", "manager")).strip()
+    for host in (2, 3, 1):  # peers lost for good, then the survivor stops too
+        stop_service(lab, f"h{host}/manager")
+    h1 = lab.host(1)
+    recovering = subprocess.Popen(
+        [*manager_service(lab, h1, None).argv, "--force-new-cluster"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while docker(lab, 1, "secret", "create", "after", "-", stdin="y").returncode != 0:
+            assert time.monotonic() < deadline, "writes did not come back after recovery"
+            time.sleep(0.3)
+        listed = ok(docker(lab, 1, "secret", "ls"))
+        assert all(f"kept{i}" in listed for i in range(5))
+        assert "survivor" in ok(docker(lab, 1, "service", "ls"))
+        lines = ok(docker(lab, 1, "node", "ls")).strip().splitlines()[1:]
+        assert len(lines) == 1 and "Leader" in lines[0]
+
+        # A new manager joins the recovered cluster and gets everything.
+        h2 = lab.host(2)
+        shutil.rmtree(h2.directory / "manager")
+        joining = subprocess.Popen(
+            manager_service(lab, h2, (manager_address(h1), token)).argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                done = docker(lab, 2, "secret", "ls")
+                nodes = docker(lab, 2, "node", "ls").stdout.strip().splitlines()[1:]
+                if "after" in done.stdout and "kept4" in done.stdout and len(nodes) == 2:
+                    break
+                assert time.monotonic() < deadline, "the new manager did not join with the store"
+                time.sleep(0.3)
+            assert sum("Leader" in n for n in nodes) == 1
+        finally:
+            joining.terminate()
+            joining.wait(30)
+    finally:
+        recovering.terminate()
+        recovering.wait(30)
