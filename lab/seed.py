@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from runtime.seed_image import MANIFEST_MEDIA_TYPE, busybox_image
 
 from lab.spec import LabSpec
 from runtime.reference import parse_reference
 from runtime.registry import Manifest, RegistryClient
+from runtime.seed_image import MANIFEST_MEDIA_TYPE, busybox_image
 
 BUSYBOX_REPOSITORY = "library/busybox:latest"
 
