@@ -32,8 +32,19 @@ from runtime.protocol import ContainerConfig
 
 def ctr_run_seconds(lab: LabSpec, image: str) -> float:
     host = lab.host(1)
-    argv = [*enter_host(host), "ctr", "--address", str(host.containerd_socket), "-n", "shoal",
-            "run", "--rm", image, f"bench-ctr-{secrets.token_hex(4)}", "true"]  # fmt: skip
+    argv = [
+        *enter_host(host),
+        "ctr",
+        "--address",
+        str(host.containerd_socket),
+        "-n",
+        "shoal",
+        "run",
+        "--rm",
+        image,
+        f"bench-ctr-{secrets.token_hex(4)}",
+        "true",
+    ]
     started = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
     return time.perf_counter() - started
@@ -68,8 +79,10 @@ async def measure(lab: LabSpec, runs: int) -> dict[str, list[float]]:
 def report(results: dict[str, list[float]]) -> None:
     medians = {k: statistics.median(v) for k, v in results.items()}
     for name, values in results.items():
-        print(f"{name:18} median {medians[name]:.3f}s  min {min(values):.3f}s  "
-              f"max {max(values):.3f}s  n={len(values)}")  # fmt: skip
+        print(
+            f"{name:18} median {medians[name]:.3f}s  min {min(values):.3f}s  "
+            f"max {max(values):.3f}s  n={len(values)}"
+        )
     ctr = medians["ctr run --rm"]
     print(f"ratio create->running / ctr run --rm: {medians['create->running'] / ctr:.2f}")
     print(f"ratio full cycle / ctr run --rm:      {medians['full cycle'] / ctr:.2f}")

@@ -5,6 +5,7 @@ asks the leader how far it has committed and waits until it applied as much
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import aiohttp
@@ -27,6 +28,8 @@ class FollowerReads:
         self.store = store
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._waiting: list[asyncio.Future[int]] = []
+        self._asking: asyncio.Task[None] | None = None
 
     def is_leader(self) -> bool:
         return self.proposer.is_leader()
@@ -46,18 +49,42 @@ class FollowerReads:
     async def read_barrier(self) -> None:
         if self.proposer.is_leader():
             return
-        address = self._leader_api()
-        if address is None:
-            raise NoLeader("no leader to read from")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        async with self._session.get(f"http://{address}{COMMIT_INDEX_PATH}") as reply:
-            target = int((await reply.json())["Index"])
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        if self._asking is None or self._asking.done():
+            self._asking = asyncio.create_task(self._ask_leader())
+        target = await future
         deadline = time.monotonic() + self.timeout
         while int(self.proposer.status().get("last_applied") or 0) < target:
+            # Raft indexes count entries the store never sees (no-ops,
+            # membership), so wait on the store's progress, then look again.
             if time.monotonic() > deadline:
                 raise NoLeader("this manager could not catch up with the leader")
-            await asyncio.sleep(0.002)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proposer.wait_applied(self.store.index + 1), 0.01)
+
+    async def _ask_leader(self) -> None:
+        """One question to the leader answers every reader that was waiting
+        when it was sent (ReadIndex batching); later readers ask again."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                address = self._leader_api()
+                if address is None:
+                    raise NoLeader("no leader to read from")
+                if self._session is None:
+                    timeout = aiohttp.ClientTimeout(total=self.timeout)
+                    self._session = aiohttp.ClientSession(timeout=timeout)
+                async with self._session.get(f"http://{address}{COMMIT_INDEX_PATH}") as reply:
+                    index = int((await reply.json())["Index"])
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, NoLeader) as exc:
+                for future in batch:
+                    if not future.done():
+                        future.set_exception(NoLeader(f"cannot reach the leader: {exc}"))
+                continue
+            for future in batch:
+                if not future.done():
+                    future.set_result(index)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,19 +1,13 @@
-"""The etcd backend: the same store over an external etcd.
+"""The etcd backend. `<prefix>/obj/<table>/<id>` holds an object's JSON without
+Version (its version IS the key's mod revision), `<prefix>/name/<table>/<name>`
+its owner's id; every batch writes `<prefix>/head` too, so that key's mod revision
+is the store's last write; the leader holds `<prefix>/leader` with a lease.
 
-Keys: `<prefix>/obj/<table>/<id>` holds an object's JSON without Version (the
-version IS the key's mod revision); `<prefix>/name/<table>/<name>` holds the
-owner's id; every batch also writes `<prefix>/head`, so its mod revision is the
-store's last write; `<prefix>/leader` is held with a lease by the leader.
-
-A batch is ONE transaction, planned with StoreState._check's rules against a
-snapshot (first the local mirror, which costs nothing); its compares pin every
-key the plan read. If one fails, the failure branch has read those keys in the
-same transaction: the rules on that snapshot name the error (the in-memory
-store's kinds and messages), or the batch is planned again.
-
-The local StoreState is a mirror: loaded, then fed by a watch that resumes from
-the revision after the last one it saw. grpc calls block: they run in threads,
-and the watch thread hops into the loop with call_soon_threadsafe.
+A batch is ONE transaction, planned on a snapshot (first the local mirror, which
+costs nothing) by the in-memory state machine itself; its compares pin every key
+the plan read. If one fails, the failure branch has read those keys: the plan on
+that snapshot names the error, or succeeds and is tried again. The StoreState is
+a mirror, fed by a watch that resumes from the revision after the last it saw.
 """
 
 from __future__ import annotations
@@ -24,33 +18,35 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import msgspec
-from etcd3 import etcdrpc
 
 from manager.store import state as st
 from manager.store.proposer import NoLeader
 from manager.store.tables import TABLES, Obj, table
 
+with warnings.catch_warnings():  # etcd3's generated protobuf code is from an old protoc
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from etcd3 import etcdrpc
+
 WRITE_TIMEOUT_SECONDS = 2.0
 LEASE_TTL_SECONDS = 2
 KEEPALIVE_SECONDS = 0.5  # four keep-alives a TTL: one slow answer loses nothing
 WATCH_RETRY_SECONDS = 0.2
-FETCH_TIMEOUT_SECONDS = 10.0
 NO_ETCD = "the store has no leader: etcd is not reachable"
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _DELETE = 1  # mvccpb.Event.DELETE
+# Reconnect within a second of etcd's return (not gRPC's 2-minute backoff); notice
+# a dead connection under a quiet watch; load the store in one range, however big.
 _CHANNEL_OPTIONS = [
-    # Reconnect within a second of etcd's return, not after gRPC's 2-minute backoff.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 10_000),  # notice a dead connection under a quiet watch
-    ("grpc.max_receive_message_length", -1),  # the first load is one range, however big
-]
+    ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000), ("grpc.max_receive_message_length", -1),
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (table, id) or (table, name)
@@ -61,16 +57,7 @@ Write = tuple[str, str, str, Obj | None]  # what StoreState.apply_external takes
 class _Snapshot:  # what a batch is planned against
     objects: dict[Key, Obj | None]  # Version.Index is the key's mod revision
     names: dict[Key, str | None]  # (table, name) -> the owner's id
-    head: int = 0  # the store's last write when read
-    from_etcd: bool = False  # False: the local mirror, which may lag
-
-
-@dataclass
-class _Revision:  # the events of one etcd revision under the prefix
-    revision: int
-    writes: list[Write] = field(default_factory=list)
-    batch: bool = False  # a store batch (it wrote the head key)
-    leader: str | None = None  # the leader key's new holder, "" if deleted
+    head: int = -1  # the store's last write when read; -1: the mirror, which may lag
 
 
 def _range_end(prefix: bytes) -> bytes:
@@ -89,8 +76,7 @@ def _name_of(table_name: str, obj: Obj | None) -> str | None:
 
 
 def _pin(key: bytes, mod_revision: int | None = None, owner: str | None = None) -> Any:
-    """Compare: the key is still at `mod_revision`, or still holds `owner`, or
-    (neither given) is still absent."""
+    # Compare: the key still holds `owner`, or is still at `mod_revision`, or still absent.
     if owner is not None:
         return etcdrpc.Compare(key=key, target=etcdrpc.Compare.VALUE, value=owner.encode())
     if mod_revision is not None:
@@ -98,15 +84,11 @@ def _pin(key: bytes, mod_revision: int | None = None, owner: str | None = None) 
     return etcdrpc.Compare(key=key, target=etcdrpc.Compare.VERSION, version=0)
 
 
-def _put(key: bytes, value: bytes, lease: int = 0) -> Any:
-    return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=key, value=value, lease=lease))
-
-
-def _delete(key: bytes) -> Any:
-    return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=key))
-
-
-def _get(key: bytes) -> Any:
+def _op(kind: str, key: bytes, value: bytes = b"", lease: int = 0) -> Any:
+    if kind == "put":
+        return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=key, value=value, lease=lease))
+    if kind == "delete":
+        return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=key))
     return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))
 
 
@@ -114,7 +96,7 @@ class EtcdProposer:
     def __init__(self, state: st.StoreState, endpoints: list[str], prefix: str = "/shoal") -> None:
         self.state = state
         hosts = [e.split("://", 1)[-1].rstrip("/") for e in endpoints]
-        # Several addresses: gRPC moves on to the next when one fails (IPs only).
+        # Several addresses (IPs): gRPC moves on to the next when one fails.
         self.target = hosts[0] if len(hosts) == 1 else "ipv4:" + ",".join(hosts)
         self.id = uuid.uuid4().hex  # what this manager writes into the leader key
         self.leader_changed = asyncio.Event()
@@ -123,15 +105,12 @@ class EtcdProposer:
         self._channel: Any = None
         self._kv: Any = None
         self._leases: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._progress = asyncio.Event()  # set, and replaced, whenever the mirror moves
-        self._campaign_now = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop  # set by start()
         self._leading: asyncio.Task[None] | None = None
         self._leader = self._was_leader = False
         self._lease_id, self._lease_until = 0, 0.0
         self._next_revision = 0  # where the watch resumes (0: list everything again)
-        self._stopping = threading.Event()
-        self._watch_lock = threading.Lock()
+        self._stopping, self._watch_lock = threading.Event(), threading.Lock()
         self._watch_call: Any = None
         self._watcher: threading.Thread | None = None
 
@@ -141,13 +120,10 @@ class EtcdProposer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        self._kv = etcdrpc.KVStub(self._channel)
-        self._leases = etcdrpc.LeaseStub(self._channel)
+        self._kv, self._leases = etcdrpc.KVStub(self._channel), etcdrpc.LeaseStub(self._channel)
         try:
             revision, objects = await asyncio.to_thread(self._fetch)
-        except grpc.RpcError as exc:
-            self._channel.close()
-            self._channel = None
+        except grpc.RpcError as exc:  # stop() closes the channel
             raise NoLeader(f"{NO_ETCD} ({exc.code().name})") from None
         self._resync(revision, objects)
         self._next_revision = revision + 1
@@ -178,11 +154,9 @@ class EtcdProposer:
             self._channel.close()
             self._channel = None
 
-    # ---- the Proposer ---------------------------------------------------------------
-
     def is_leader(self) -> bool:
         # Only while the lease surely lives: when keep-alives stop getting
-        # through, etcd drops it after the TTL, and another manager takes over.
+        # through, etcd drops it after the TTL and another manager takes over.
         return self._leader and time.monotonic() < self._lease_until
 
     async def propose(self, actions: list[st.Action], timestamp: str) -> st.BatchResult:
@@ -206,15 +180,14 @@ class EtcdProposer:
         if not await self._applied(int(found.kvs[0].mod_revision) if found.kvs else 0, deadline):
             raise NoLeader("this manager could not catch up with etcd")
 
-    # ---- writing --------------------------------------------------------------------
-
     async def _commit(self, actions: list[st.Action], timestamp: str, deadline: float) -> int:
         """Commit the batch and return its revision, or raise why it is refused."""
         objects = list(dict.fromkeys((a.table, a.id) for a in actions))
-        named = ((a.table, _name_of(a.table, a.object)) for a in actions)
-        names = list(dict.fromkeys((t, n) for t, n in named if n is not None))
-        reads = [_get(self._head), *(_get(self._key("obj", *k)) for k in objects)]
-        reads += [_get(self._key("name", *n)) for n in names]
+        named = dict.fromkeys((a.table, _name_of(a.table, a.object)) for a in actions)
+        names = [(t, n) for t, n in named if n is not None]
+        reads = [_op("get", self._head), *(_op("get", self._key("obj", *k)) for k in objects)]
+        reads += [_op("get", self._key("name", *n)) for n in names]
+        read_only = etcdrpc.TxnRequest(success=reads)
         with self.state.lock:
             objs = {k: self.state.get(*k) for k in objects}
             snapshot = _Snapshot(objs, {n: self.state.names[n[0]].get(n[1]) for n in names})
@@ -222,15 +195,13 @@ class EtcdProposer:
             try:
                 compares, writes = self._plan(actions, snapshot, timestamp)
             except st.StoreError:
-                if not snapshot.from_etcd:  # the mirror may lag: only etcd refuses
-                    read = await self._call(
-                        self._kv.Txn, etcdrpc.TxnRequest(success=reads), deadline
-                    )
+                if snapshot.head < 0:  # the mirror may lag: only etcd refuses
+                    read = await self._call(self._kv.Txn, read_only, deadline)
                     snapshot = self._parse(read, objects, names)
                     continue
                 await self._applied(snapshot.head, deadline)  # so the caller's reread sees why
                 raise
-            writes.append(_put(self._head, b""))
+            writes.append(_op("put", self._head, b""))
             txn = etcdrpc.TxnRequest(compare=compares, success=writes, failure=reads)
             response = await self._call(self._kv.Txn, txn, deadline)
             if response.succeeded:
@@ -244,84 +215,46 @@ class EtcdProposer:
             {k: _decode(v[0]) if v else None for k, v in zip(objects, objs, strict=True)},
             {n: v[0].value.decode() if v else None for n, v in zip(names, owners, strict=True)},
             int(head[0].mod_revision) if head else 0,
-            from_etcd=True,
         )
 
     def _plan(
         self, actions: list[st.Action], snapshot: _Snapshot, timestamp: str
     ) -> tuple[list[Any], list[Any]]:
-        """StoreState._check's rules on `snapshot`, then the compares that hold
-        while etcd still matches it and the writes StoreState._write would make."""
-        exists: dict[Key, bool] = {}
-        claimed: dict[Key, str] = {}
-        after: dict[Key, Obj | None] = {}  # each object once the batch applied
-        owners: dict[Key, str | None] = {}  # each name it touched, likewise
-        compares: list[Any] = []
-        for a in actions:
-            key = (a.table, a.id)
-            before = snapshot.objects.get(key)
-            version = None if before is None else int(before["Version"]["Index"])
-            present = exists.get(key, before is not None)
-            if a.op == "create" and present:
-                raise st.ObjectExists(f"{a.table} {a.id} already exists")
-            if a.op in ("update", "delete"):
-                if not present:
-                    raise st.ObjectMissing(f"{a.table} {a.id} not found")
-                if key not in exists and a.expect is not None and version not in (None, a.expect):
-                    raise st.VersionConflict("update out of sequence")
-            elif a.op != "create":
-                raise st.StoreError(f"unknown store operation {a.op!r}")
-            if key not in exists:  # what follows builds on `before`
-                compares.append(_pin(self._key("obj", *key), version))
-            if (name := _name_of(a.table, a.object)) is not None:
-                owner = claimed.get((a.table, name), snapshot.names.get((a.table, name)))
-                if owner is not None and owner != a.id:
-                    raise st.NameConflict(
-                        f"name conflicts with an existing object: {a.table} {name} already exists"
-                    )
-                if (a.table, name) not in claimed:
-                    compares.append(_pin(self._key("name", a.table, name), owner=owner))
-                claimed[(a.table, name)] = a.id
-            exists[key] = a.op != "delete"
+        """Apply the batch to a scratch StoreState that holds the snapshot: the
+        in-memory store's own rules and errors. Then the compares that hold while
+        etcd still matches the snapshot, and the writes that make it the result."""
+        held = [(k, o) for k, o in snapshot.objects.items() if o is not None]
+        trial = st.StoreState()
+        trial.apply_external(0, [("create", t, oid, obj) for (t, oid), obj in held])
+        owners: dict[Key, str | None] = {
+            (t, n): oid for (t, oid), obj in held if (n := _name_of(t, obj)) is not None
+        }
+        owners.update(snapshot.names)  # the names the batch claims, and their holders
+        for (t, name), owner in snapshot.names.items():
+            if owner is not None:  # perhaps an object outside the snapshot
+                trial.names[t][name] = owner
+        trial.apply(st.encode_entry(timestamp, [actions]))[0].raise_error()
 
-            old = after.get(key, before)
-            # Free the old name: an object's name key is its own (batches keep it so).
-            old_name = _name_of(a.table, old)
-            if old_name is not None and owners.get((a.table, old_name), a.id) == a.id:
-                owners[(a.table, old_name)] = None
-            if a.op == "delete":
-                after[key] = None
-                continue
-            new = {k: v for k, v in (a.object or {}).items() if k != "Version"}
-            new["CreatedAt"] = old["CreatedAt"] if old and old.get("CreatedAt") else timestamp
-            new["UpdatedAt"] = timestamp
-            after[key] = new
-            if name is not None:
-                owners[(a.table, name)] = a.id
-
+        compares = [_pin(self._key("obj", *k), int(o["Version"]["Index"])) for k, o in held]
+        compares += [_pin(self._key("obj", *k)) for k, o in snapshot.objects.items() if o is None]
+        compares += [_pin(self._key("name", *n), owner=o) for n, o in snapshot.names.items()]
         writes = []  # etcd refuses a transaction that writes a key twice: final values only
-        for key, obj in after.items():
-            if obj is not None:
-                writes.append(_put(self._key("obj", *key), msgspec.json.encode(obj)))
-            elif snapshot.objects.get(key) is not None:
-                writes.append(_delete(self._key("obj", *key)))
-        for (table_name, name), owner in owners.items():
-            if (table_name, name) not in snapshot.names or snapshot.names[
-                (table_name, name)
-            ] != owner:
-                name_key = self._key("name", table_name, name)
-                writes.append(
-                    _delete(name_key) if owner is None else _put(name_key, owner.encode())
-                )
+        for (t, oid), obj in snapshot.objects.items():
+            if (new := trial.get(t, oid)) is not None:
+                del new["Version"]  # etcd's mod revision is the version
+                writes.append(_op("put", self._key("obj", t, oid), msgspec.json.encode(new)))
+            elif obj is not None:
+                writes.append(_op("delete", self._key("obj", t, oid)))
+        for (t, name), owner in owners.items():
+            if (now := trial.names[t].get(name)) != owner:
+                key = self._key("name", t, name)
+                writes.append(_op("put", key, now.encode()) if now else _op("delete", key))
         return compares, writes
 
     async def _call(self, method: Any, request: Any, deadline: float) -> Any:
         """One etcd call in a thread; NoLeader if etcd does not answer by `deadline`."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise NoLeader(NO_ETCD)
         try:
-            return await asyncio.to_thread(method, request, timeout=remaining)
+            return await asyncio.to_thread(method, request, timeout=deadline - time.monotonic())
         except grpc.RpcError as exc:
             if exc.code() in _UNREACHABLE:
                 raise NoLeader(f"{NO_ETCD} ({exc.code().name})") from None
@@ -330,18 +263,15 @@ class EtcdProposer:
     async def _applied(self, revision: int, deadline: float) -> bool:
         """Wait until the mirror reached `revision`; False if not by `deadline`."""
         while self.state.index < revision:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), deadline - time.monotonic())
-            if time.monotonic() >= deadline:
-                return self.state.index >= revision
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.002)
         return True
-
-    # ---- the mirror -----------------------------------------------------------------
 
     def _fetch(self) -> tuple[int, dict[Key, Obj]]:
         start = self._prefix + b"obj/"
         request = etcdrpc.RangeRequest(key=start, range_end=_range_end(start))
-        found = self._kv.Range(request, timeout=FETCH_TIMEOUT_SECONDS)
+        found = self._kv.Range(request, timeout=10.0)
         objects: dict[Key, Obj] = {}
         for kv in found.kvs:
             table_name, _, oid = bytes(kv.key)[len(start) :].decode().partition("/")
@@ -352,18 +282,14 @@ class EtcdProposer:
     def _resync(self, revision: int, objects: dict[Key, Obj]) -> None:
         """Make the mirror hold `objects` (read at `revision`), as changes."""
         with self.state.lock:
-            writes: list[Write] = [
-                ("delete", t, oid, None)
-                for t, held in self.state.objects.items()
-                for oid in held
-                if (t, oid) not in objects
-            ]
+            writes: list[Write] = []
+            for t, held in self.state.objects.items():
+                writes += [("delete", t, oid, None) for oid in held if (t, oid) not in objects]
             for (t, oid), obj in objects.items():
                 old = self.state.get(t, oid)
                 if old is None or old["Version"] != obj["Version"]:
                     writes.append(("create" if old is None else "update", t, oid, obj))
             self.state.apply_external(revision, writes)
-        self._moved()
 
     def _watch_forever(self, stub: Any) -> None:
         """The watch thread. After a broken stream it resumes from the revision
@@ -372,7 +298,7 @@ class EtcdProposer:
             try:
                 if self._next_revision == 0:
                     revision, objects = self._fetch()
-                    self._hop(self._resync, revision, objects)
+                    self._loop.call_soon_threadsafe(self._resync, revision, objects)
                     self._next_revision = revision + 1
                 self._watch_once(stub)
             except Exception as exc:
@@ -384,15 +310,12 @@ class EtcdProposer:
 
     def _watch_once(self, stub: Any) -> None:
         ended = threading.Event()
+        create = etcdrpc.WatchCreateRequest(
+            key=self._prefix, range_end=_range_end(self._prefix), start_revision=self._next_revision
+        )
 
         def requests() -> Iterator[Any]:
-            yield etcdrpc.WatchRequest(
-                create_request=etcdrpc.WatchCreateRequest(
-                    key=self._prefix,
-                    range_end=_range_end(self._prefix),
-                    start_revision=self._next_revision,
-                )
-            )
+            yield etcdrpc.WatchRequest(create_request=create)
             ended.wait()  # keep our side open: closing it ends the watch
 
         with self._watch_lock:
@@ -401,85 +324,56 @@ class EtcdProposer:
             self._watch_call = call = stub.Watch(requests())
         try:
             for response in call:
-                if response.compact_revision:
-                    self._next_revision = 0
-                    return
-                if response.canceled:
+                if response.canceled or response.compact_revision:
+                    self._next_revision = 0 if response.compact_revision else self._next_revision
                     return
                 if response.events:
                     revisions = self._parse_events(response.events)
-                    self._next_revision = revisions[-1].revision + 1
-                    self._hop(self._mirror, revisions)
+                    self._loop.call_soon_threadsafe(self._mirror, revisions)
+                    self._next_revision = int(response.events[-1].kv.mod_revision) + 1
         finally:
             ended.set()
 
-    def _parse_events(self, events: Any) -> list[_Revision]:
-        # etcd sends a revision's events together: grouped, a batch applies whole.
-        revisions: list[_Revision] = []
+    def _parse_events(self, events: Any) -> dict[int, list[Write]]:
+        """Each store batch's writes by revision (etcd sends a revision's events
+        together): a batch applies whole; leader-key revisions are no batch."""
+        revisions: dict[int, list[Write]] = {}
         for event in events:
             kv, deleted = event.kv, event.type == _DELETE
-            if not revisions or revisions[-1].revision != kv.mod_revision:
-                revisions.append(_Revision(int(kv.mod_revision)))
-            current = revisions[-1]
             kind, _, rest = bytes(kv.key)[len(self._prefix) :].decode().partition("/")
+            table_name, _, oid = rest.partition("/")
             if kind == "head":
-                current.batch = True
-            elif kind == "leader":
-                current.leader = "" if deleted else kv.value.decode()
-            elif kind == "obj" and (parts := rest.partition("/"))[0] in TABLES:
-                table_name, _, oid = parts
+                revisions.setdefault(int(kv.mod_revision), [])
+            elif kind == "obj" and table_name in TABLES:
                 op = "delete" if deleted else "create" if kv.version == 1 else "update"
-                current.writes.append((op, table_name, oid, None if deleted else _decode(kv)))
+                write = (op, table_name, oid, None if deleted else _decode(kv))
+                revisions.setdefault(int(kv.mod_revision), []).append(write)
         return revisions
 
-    def _hop(self, fn: Any, *args: Any) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(fn, *args)
-
-    def _mirror(self, revisions: list[_Revision]) -> None:
-        for revision in revisions:
-            # A revision that only moved the leader key leaves the store index be.
-            if revision.writes or revision.batch:
-                self.state.apply_external(revision.revision, revision.writes)
-            if revision.leader is not None and revision.leader != self.id:
-                self._leader = False
-                if revision.leader == "":
-                    self._campaign_now.set()
-        self._note_leadership()
-        self._moved()
-
-    def _moved(self) -> None:
-        self._progress.set()
-        self._progress = asyncio.Event()
-
-    # ---- leadership -----------------------------------------------------------------
+    def _mirror(self, revisions: dict[int, list[Write]]) -> None:
+        for revision, writes in revisions.items():
+            self.state.apply_external(revision, writes)
 
     async def _lead_forever(self) -> None:
-        """Keep a lease alive, and campaign for the leader key with it."""
+        """Keep a lease alive and campaign with it (the leader key goes with it)."""
         while True:
+            sent = time.monotonic()
             try:
-                await self._keep_lease()
-                if self._lease_id and not self._leader:
+                if self._lease_id == 0:
+                    grant = etcdrpc.LeaseGrantRequest(TTL=LEASE_TTL_SECONDS)
+                    granted = await self._call(self._leases.LeaseGrant, grant, sent + 1.0)
+                    self._lease_id, ttl = int(granted.ID), int(granted.TTL)
+                else:
+                    ttl = await asyncio.to_thread(self._keepalive, self._lease_id)
+                if ttl <= 0:  # expired, and the leader key with it
+                    self._lease_id, self._leader = 0, False
+                else:
+                    self._lease_until = sent + ttl
                     await self._campaign()
             except (NoLeader, st.StoreError, grpc.RpcError):
                 pass  # is_leader() turns false by itself once the lease may be gone
             self._note_leadership()
-            self._campaign_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._campaign_now.wait(), KEEPALIVE_SECONDS)
-
-    async def _keep_lease(self) -> None:
-        sent = time.monotonic()
-        if self._lease_id == 0:
-            request = etcdrpc.LeaseGrantRequest(TTL=LEASE_TTL_SECONDS)
-            grant = await self._call(self._leases.LeaseGrant, request, sent + 1.0)
-            self._lease_id, self._lease_until = int(grant.ID), sent + int(grant.TTL)
-            return
-        ttl = await asyncio.to_thread(self._keepalive, self._lease_id)
-        if ttl > 0:
-            self._lease_until = sent + ttl
-        else:  # expired, and the leader key with it
-            self._lease_id, self._leader = 0, False
+            await asyncio.sleep(KEEPALIVE_SECONDS)
 
     def _keepalive(self, lease_id: int) -> int:
         request = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
@@ -488,12 +382,11 @@ class EtcdProposer:
         return 0
 
     async def _campaign(self) -> None:
-        me = self.id.encode()
-        free = etcdrpc.Compare(
-            key=self._leader_key, target=etcdrpc.Compare.CREATE, create_revision=0
-        )
-        take = _put(self._leader_key, me, self._lease_id)
-        txn = etcdrpc.TxnRequest(compare=[free], success=[take], failure=[_get(self._leader_key)])
+        """Take the leader key if it is free; either way, learn who holds it."""
+        me, key = self.id.encode(), self._leader_key
+        free = etcdrpc.Compare(key=key, target=etcdrpc.Compare.CREATE, create_revision=0)
+        take = _op("put", key, me, self._lease_id)
+        txn = etcdrpc.TxnRequest(compare=[free], success=[take], failure=[_op("get", key)])
         answer = await self._call(self._kv.Txn, txn, time.monotonic() + 1.0)
         held = answer.succeeded
         if not held and (kvs := answer.responses[0].response_range.kvs):

@@ -70,6 +70,8 @@ class RaftProposer:
         self._flusher: asyncio.Task[None] | None = None
         self.leader_changed = asyncio.Event()
         self.syncobj: SyncObj | None = None
+        self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        state.index_listeners.append(self._on_index)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -83,7 +85,8 @@ class RaftProposer:
             raftMinTimeout=self.config.election_min,
             raftMaxTimeout=self.config.election_max,
             leaderFallbackTimeout=self.config.election_max * 2,
-            appendEntriesPeriod=0.05,
+            appendEntriesPeriod=0.01,
+            appendEntriesUseBatch=False,  # send each new entry at once, not on the next beat
             # pysyncobj commits on its tick: a short tick is a short write latency.
             autoTickPeriod=0.005,
             connectionRetryTime=0.5,
@@ -134,11 +137,37 @@ class RaftProposer:
             raise NoLeader(NO_LEADER_MESSAGE) from None
         # A follower hears the result from the leader, maybe before applying the
         # entry itself: wait for it, so the writer reads its own write.
-        while self.state.index < result.index:
-            if time.monotonic() > deadline + WRITE_TIMEOUT_SECONDS:
-                break
-            await asyncio.sleep(0.002)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.wait_applied(result.index),
+                max(0.0, deadline + WRITE_TIMEOUT_SECONDS - time.monotonic()),
+            )
         return result
+
+    async def wait_applied(self, index: int) -> None:
+        """Until the store here has applied `index` (woken by the applier)."""
+        if self.state.index >= index:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, future))
+        if self.state.index >= index and not future.done():  # applied meanwhile
+            future.set_result(None)
+        await future
+
+    def _on_index(self, index: int) -> None:
+        if self._loop is not None and self._applied_waiters:
+            self._loop.call_soon_threadsafe(self._wake_applied, index)
+
+    def _wake_applied(self, index: int) -> None:
+        still = []
+        for wanted, future in self._applied_waiters:
+            if future.done():
+                continue
+            if wanted <= index:
+                future.set_result(None)
+            else:
+                still.append((wanted, future))
+        self._applied_waiters = still
 
     async def _flush_forever(self) -> None:
         """Everything proposed while the last entry was in flight goes into the

@@ -97,6 +97,8 @@ class StoreState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.listeners: list[Callable[[list[Change]], None]] = []
+        # Told the new index after every applied entry, changes or not.
+        self.index_listeners: list[Callable[[int], None]] = []
         self._reset(0)
 
     def _reset(self, index: int) -> None:
@@ -169,9 +171,12 @@ class StoreState:
                 self.changelog_truncated = True
             self.changelog.extend(changes)
             listeners = list(self.listeners)
+            index = self.index
         if changes:
             for listener in listeners:
                 listener(changes)
+        for index_listener in list(self.index_listeners):
+            index_listener(index)
         return results
 
     def apply_external(self, index: int, writes: list[tuple[str, str, str, Obj | None]]) -> None:

@@ -13,12 +13,13 @@ import pytest
 
 from manager.store.state import NameConflict, ObjectExists, ObjectMissing, VersionConflict
 from manager.store.store import Store, WriteTx
-from tests.store.backends import memory_cluster, raft_cluster
+from tests.store.backends import etcd_cluster, memory_cluster, raft_cluster
 
 Backend = Callable[[Path], AbstractAsyncContextManager[list[Store]]]
 BACKENDS: dict[str, Backend] = {
     "memory": lambda _: memory_cluster(),
     "raft": raft_cluster,
+    "etcd": etcd_cluster,
 }
 
 
