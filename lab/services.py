@@ -53,4 +53,3 @@ def _wait(check: object, what: str, timeout: float = 30.0) -> int:
             return int(result)
         time.sleep(0.05)
     raise TimeoutError(what)
-
