@@ -48,6 +48,17 @@ async def _run(config: ManagerConfig) -> None:
 @click.option("--join", default=None, help="host:port of a manager of the cluster to join.")
 @click.option("--token", default=None, help="The manager join token, with --join.")
 @click.option(
+    "--store",
+    "store_kind",
+    type=click.Choice(["raft", "etcd"]),
+    default="raft",
+    show_default=True,
+    help="Where the cluster state lives.",
+)
+@click.option(
+    "--etcd-endpoints", default="", help="Comma-separated etcd client URLs, with --store etcd."
+)
+@click.option(
     "--force-new-cluster",
     is_flag=True,
     help="Restart with all this manager's data and itself as the only member.",
@@ -60,6 +71,8 @@ def main(
     socket_path: Path | None,
     join: str | None,
     token: str | None,
+    store_kind: str,
+    etcd_endpoints: str,
     force_new_cluster: bool,
 ) -> None:
     """Run a Shoal manager.
@@ -79,6 +92,8 @@ def main(
         join=join,
         join_token=token,
         force_new_cluster=force_new_cluster,
+        store=store_kind,
+        etcd_endpoints=tuple(e for e in etcd_endpoints.split(",") if e),
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

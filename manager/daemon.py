@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from manager.http.app import make_app
-from manager.http.context import APIContext, ManagerInfo
+from manager.http.context import APIContext, Leadership, ManagerInfo
 from manager.http.join import MEMBERSHIP, RAFT_KEY
 from manager.http.lookup import new_id
 from manager.http.swarm import manager_node
@@ -24,6 +24,7 @@ from manager.http.system import cluster_of
 from manager.metrics import ManagerMetrics, StoreCollector
 from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
 from manager.recovery import force_new_cluster, seed_when_leader
+from manager.store.etcd import EtcdProposer
 from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
 from manager.store.state import ObjectExists, StoreState
@@ -45,6 +46,8 @@ class ManagerConfig:
     join_token: str | None = None
     peers: tuple[str, ...] = field(default_factory=tuple)
     force_new_cluster: bool = False
+    store: str = "raft"  # raft | etcd
+    etcd_endpoints: tuple[str, ...] = ()
 
     @property
     def raft_address(self) -> str:
@@ -75,6 +78,7 @@ class Manager:
         self.metrics = ManagerMetrics()
         self.state = StoreState()
         self.proposer: RaftProposer | None = None
+        self.etcd: EtcdProposer | None = None
         self.store: Store | None = None
         self.runner: web.AppRunner | None = None
         self.node_id = ""
@@ -94,6 +98,9 @@ class Manager:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.node_id = _read_or_create(cfg.data_dir / "node-id", new_id())
+        if cfg.store == "etcd":
+            await self._start_on_etcd()
+            return
         key_file = cfg.data_dir / "raft.key"
         peers = self._known_peers()
         if cfg.join and not key_file.exists():
@@ -112,6 +119,22 @@ class Manager:
         self.proposer.start()
         self.store = Store(self.state, self.proposer, self.metrics.observe_write)
         await self._serve(key)
+
+    async def _start_on_etcd(self) -> None:
+        """The store lives in an external etcd: every manager talks to it, so
+        there is no Raft membership to join; the leader holds an etcd lease."""
+        cfg = self.config
+        if not cfg.etcd_endpoints:
+            raise ManagerError("--store etcd needs --etcd-endpoints")
+        self.etcd = EtcdProposer(self.state, list(cfg.etcd_endpoints), identity=cfg.raft_address)
+        try:
+            await self.etcd.start()
+        except Exception as exc:
+            raise ManagerError(
+                f"cannot use etcd at {', '.join(cfg.etcd_endpoints)}: {exc}"
+            ) from None
+        self.store = Store(self.state, self.etcd, self.metrics.observe_write)
+        await self._serve(None)
 
     def _known_peers(self) -> list[str]:
         if self._peers_file.exists():
@@ -154,25 +177,33 @@ class Manager:
             raise ManagerError(f"cannot reach the manager at {cfg.join}: {exc}") from None
         return [str(m) for m in answer["Members"]], str(answer["RaftKey"])
 
-    async def _serve(self, raft_key: str) -> None:
-        assert self.store is not None and self.proposer is not None
+    async def _serve(self, raft_key: str | None) -> None:
+        assert self.store is not None
         cfg = self.config
-        proposer = self.proposer
-        self.reads = FollowerReads(proposer, self.store)
+        leadership: Leadership
+        if self.proposer is not None:
+            self.reads = FollowerReads(self.proposer, self.store)
+            leadership = self.reads
+            raft_status = self.proposer.status
+        else:
+            assert self.etcd is not None
+            leadership = self.etcd
+            raft_status = dict
         info = ManagerInfo(
             node_id=self.node_id,
             hostname=socket.gethostname(),
             advertise_addr=cfg.advertise_addr,
             raft_addr=cfg.raft_address,
-            leadership=self.reads,
+            leadership=leadership,
             ncpu=os.cpu_count() or 1,
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         )
         self.api_info = info
         app = make_app(APIContext(self.store, info))
-        app[RAFT_KEY] = raft_key
-        app[MEMBERSHIP] = proposer.add_member
-        self.metrics.watch(StoreCollector(self.store, proposer.is_leader, proposer.status))
+        if self.proposer is not None and raft_key is not None:
+            app[RAFT_KEY] = raft_key
+            app[MEMBERSHIP] = self.proposer.add_member
+        self.metrics.watch(StoreCollector(self.store, leadership.is_leader, raft_status))
 
         async def metrics(_: web.Request) -> web.Response:
             return web.Response(body=self.metrics.render(), content_type="text/plain")
@@ -195,15 +226,19 @@ class Manager:
             await self.reads.close()
         if self.proposer is not None:
             await self.proposer.stop()
+        if self.etcd is not None:
+            await self.etcd.stop()
 
     async def run(self) -> None:
         """Until cancelled; a component that crashes stops the manager loudly."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._track_peers())
+            if self.proposer is not None:
+                group.create_task(self._track_peers())
             group.create_task(self._register_self())
             if self._seed is not None:
                 assert self.proposer is not None
                 group.create_task(seed_when_leader(self.proposer, self._seed))
+            await asyncio.Event().wait()  # serve until cancelled
 
     async def _register_self(self) -> None:
         """A manager that joined writes its own node object once it is in Raft

@@ -39,6 +39,11 @@ async def join_manager(request: web.Request) -> web.Response:
         raise APIError(
             503, f"not the leader; the leader's Raft address is {ctx.manager.leadership.leader()}"
         )
+    if MEMBERSHIP not in request.app:
+        raise bad_request(
+            "this cluster keeps its state in etcd: start the manager with "
+            "--store etcd and the same --etcd-endpoints instead of joining"
+        )
     add_member: AddMember = request.app[MEMBERSHIP]  # type: ignore[assignment]
     raft_addr = str(body.get("RaftAddr") or "")
     if not raft_addr:

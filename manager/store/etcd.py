@@ -93,12 +93,20 @@ def _op(kind: str, key: bytes, value: bytes = b"", lease: int = 0) -> Any:
 
 
 class EtcdProposer:
-    def __init__(self, state: st.StoreState, endpoints: list[str], prefix: str = "/shoal") -> None:
+    def __init__(
+        self,
+        state: st.StoreState,
+        endpoints: list[str],
+        prefix: str = "/shoal",
+        identity: str | None = None,
+    ) -> None:
         self.state = state
         hosts = [e.split("://", 1)[-1].rstrip("/") for e in endpoints]
         # Several addresses (IPs): gRPC moves on to the next when one fails.
         self.target = hosts[0] if len(hosts) == 1 else "ipv4:" + ",".join(hosts)
-        self.id = uuid.uuid4().hex  # what this manager writes into the leader key
+        # What this manager writes into the leader key (managers use their address).
+        self.id = identity or uuid.uuid4().hex
+        self._holder: str | None = None
         self.leader_changed = asyncio.Event()
         self._prefix = (prefix.rstrip("/") + "/").encode()
         self._head, self._leader_key = self._prefix + b"head", self._prefix + b"leader"
@@ -153,6 +161,10 @@ class EtcdProposer:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+
+    def leader(self) -> str | None:
+        """The identity in the leader key, as last seen."""
+        return self.id if self.is_leader() else self._holder
 
     def is_leader(self) -> bool:
         # Only while the lease surely lives: when keep-alives stop getting
@@ -389,8 +401,10 @@ class EtcdProposer:
         txn = etcdrpc.TxnRequest(compare=[free], success=[take], failure=[_op("get", key)])
         answer = await self._call(self._kv.Txn, txn, time.monotonic() + 1.0)
         held = answer.succeeded
+        self._holder = self.id if held else None
         if not held and (kvs := answer.responses[0].response_range.kvs):
             held = kvs[0].value == me and kvs[0].lease == self._lease_id
+            self._holder = kvs[0].value.decode()
         self._leader = bool(held)
 
     def _note_leadership(self) -> None:
