@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from manager.http.join import MEMBERSHIP, RAFT_KEY
 from manager.http.lookup import new_id
 from manager.http.swarm import manager_node
 from manager.http.system import cluster_of
+from manager.leader import Component, LeaderOnly
 from manager.metrics import ManagerMetrics, StoreCollector
 from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
 from manager.recovery import force_new_cluster, seed_when_leader
@@ -85,6 +87,7 @@ class Manager:
         self.api_info: ManagerInfo | None = None
         self.reads: FollowerReads | None = None
         self._seed: bytes | None = None
+        self.leader_components: list[Callable[[], Component]] = []
         self._peers_file = config.data_dir / "raft-peers.json"
 
     async def __aenter__(self) -> Manager:
@@ -238,6 +241,11 @@ class Manager:
             if self._seed is not None:
                 assert self.proposer is not None
                 group.create_task(seed_when_leader(self.proposer, self._seed))
+            leadership = self.proposer or self.etcd
+            assert leadership is not None
+            # The orchestrator, allocator, scheduler and dispatcher join this
+            # list as they are built; they run on the leader only.
+            group.create_task(LeaderOnly(leadership, self.leader_components).run())
             await asyncio.Event().wait()  # serve until cancelled
 
     async def _register_self(self) -> None:
