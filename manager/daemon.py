@@ -18,7 +18,8 @@ from aiohttp import web
 
 from manager.http.app import make_app
 from manager.http.context import APIContext, Leadership, ManagerInfo
-from manager.http.join import MEMBERSHIP, RAFT_KEY
+from manager.http.forward import LEADER_API
+from manager.http.join import MEMBERSHIP, MEMBERSHIP_REMOVE, RAFT_KEY
 from manager.http.lookup import new_id
 from manager.http.swarm import manager_node
 from manager.http.system import cluster_of
@@ -206,6 +207,9 @@ class Manager:
         if self.proposer is not None and raft_key is not None:
             app[RAFT_KEY] = raft_key
             app[MEMBERSHIP] = self.proposer.add_member
+            app[MEMBERSHIP_REMOVE] = self.proposer.remove_member
+            assert self.reads is not None
+            app[LEADER_API] = self.reads.leader_api
         self.metrics.watch(StoreCollector(self.store, leadership.is_leader, raft_status))
 
         async def metrics(_: web.Request) -> web.Response:

@@ -74,6 +74,7 @@ class StoreCollector(Collector):
             ("raft_term", "swarm_raft_term", "The Raft term"),
             ("commit_idx", "swarm_raft_commit_index", "Raft commit index"),
             ("log_len", "swarm_raft_log_entries", "Raft log length"),
+            ("partner_nodes_count", "swarm_raft_peers", "Other Raft members"),
         ):
             if key in status:
                 family = GaugeMetricFamily(name, text)

@@ -37,7 +37,7 @@ class FollowerReads:
     def leader(self) -> str | None:
         return self.proposer.leader()
 
-    def _leader_api(self) -> str | None:
+    def leader_api(self) -> str | None:
         raft_leader = self.proposer.leader()
         if raft_leader is None:
             return None
@@ -69,7 +69,7 @@ class FollowerReads:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                address = self._leader_api()
+                address = self.leader_api()
                 if address is None:
                     raise NoLeader("no leader to read from")
                 if self._session is None:

@@ -17,6 +17,8 @@ from manager.http.swarm import require_cluster
 
 AddMember = Callable[[str], Awaitable[None]]
 MEMBERSHIP = web.AppKey("membership", object)
+# Removes a manager from Raft (demotion); absent when the state is in etcd.
+MEMBERSHIP_REMOVE: web.AppKey[AddMember] = web.AppKey("membership_remove")
 
 
 def _token_ok(given: str, expected: str) -> bool:

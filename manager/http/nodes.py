@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from manager.http.context import APIContext, context
+from manager.http.forward import forward_to_leader
 from manager.http.framework import (
     APIError,
     add_route,
@@ -15,9 +16,10 @@ from manager.http.framework import (
     read_json,
     required_version,
 )
+from manager.http.join import MEMBERSHIP_REMOVE
 from manager.http.lookup import resolve
 from manager.http.swarm import require_cluster
-from manager.http.writes import write
+from manager.http.writes import OUT_OF_SEQUENCE, write
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
 
@@ -114,26 +116,43 @@ async def update_node(request: web.Request) -> web.Response:
     if availability not in ("active", "pause", "drain"):
         raise bad_request(f"invalid availability {availability!r}: must be active, pause or drain")
 
+    node = ctx.store.view(lambda tx: _find(tx, request.match_info["id"]))
+    was_manager = (node.get("Spec") or {}).get("Role") == "manager"
+    demoting = was_manager and role == "worker"
+    if demoting:
+        managers = ctx.store.view(
+            lambda tx: [n for n in tx.all("node") if (n.get("Spec") or {}).get("Role") == "manager"]
+        )
+        if len(managers) == 1:
+            raise bad_request(
+                "rpc error: code = FailedPrecondition desc = attempting to demote the last "
+                "manager of the swarm"
+            )
+        remove_member = request.app.get(MEMBERSHIP_REMOVE)
+        if remove_member is not None and node.get("RaftAddr"):
+            if not ctx.manager.leadership.is_leader():
+                return await forward_to_leader(request)
+            if int(node["Version"]["Index"]) != version:
+                raise APIError(500, OUT_OF_SEQUENCE)
+            await remove_member(str(node["RaftAddr"]))  # commits with the others' quorum
+    if role == "manager" and not was_manager:
+        raise APIError(501, "promoting a worker needs the node's agent (not available yet)")
+
     def change(tx: WriteTx) -> None:
-        node = _find(tx, request.match_info["id"])
-        was_manager = (node.get("Spec") or {}).get("Role") == "manager"
-        if was_manager and role == "worker":
-            managers = [n for n in tx.all("node") if (n.get("Spec") or {}).get("Role") == "manager"]
-            if len(managers) == 1:
-                raise bad_request(
-                    "rpc error: code = FailedPrecondition desc = attempting to demote the last "
-                    "manager of the swarm"
-                )
-        if role == "manager" and not was_manager:
-            raise APIError(501, "promoting a worker needs the node's agent (not available yet)")
-        node["Version"] = {"Index": version}
-        node["Spec"] = {
+        current = _find(tx, request.match_info["id"])
+        current["Version"] = {"Index": version}
+        current["Spec"] = {
             "Name": spec.get("Name") or "",
             "Labels": spec.get("Labels") or {},
             "Role": role,
             "Availability": availability,
         }
-        tx.update("node", node)
+        if demoting:
+            current.pop("ManagerStatus", None)
+            current.pop("RaftAddr", None)
+            tx.update("node", current, check_version=False)  # the version was checked above
+        else:
+            tx.update("node", current)
 
     await write(ctx.store, change)
     return web.Response(status=200)

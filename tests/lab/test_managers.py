@@ -332,3 +332,46 @@ def test_force_new_cluster_on_the_survivor_keeps_the_data_and_takes_new_managers
     finally:
         recovering.terminate()
         recovering.wait(30)
+
+
+def test_demoting_managers_removes_them_from_raft_but_never_the_last(
+    lab_factory: LabFactory,
+) -> None:
+    lab = lab_factory(3, managers=3)
+    hostname = {h: f"{lab.name}-h{h}" for h in (1, 2, 3)}
+    node_ids = {
+        line.split()[1]: line.split()[0]
+        for line in ok(
+            docker(lab, 1, "node", "ls", "--format", "{{.ID}} {{.Hostname}}")
+        ).splitlines()
+    }
+    leader = leader_host(lab)
+    demoted = next(h for h in (1, 2, 3) if h != leader)
+    asker = next(h for h in (1, 2, 3) if h not in (leader, demoted))  # a follower: forwarded
+    ok(docker(lab, asker, "node", "demote", node_ids[hostname[demoted]]))
+    listed = ok(docker(lab, leader, "node", "ls"))
+    line = next(x for x in listed.splitlines() if hostname[demoted] in x)
+    assert "Leader" not in line and "Reachable" not in line
+    assert listed.count("Leader") + listed.count("Reachable") == 2
+
+    def raft_peers() -> float:
+        metrics = subprocess.run(
+            ["curl", "-s", f"http://{manager_address(lab.host(leader))}/metrics"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+        value = next(x for x in metrics.splitlines() if x.startswith("swarm_raft_peers "))
+        return float(value.split()[1])
+
+    deadline = time.monotonic() + 20
+    while raft_peers() != 1.0:
+        assert time.monotonic() < deadline, "the demoted manager is still a Raft member"
+        time.sleep(0.2)
+    stop_service(lab, f"h{demoted}/manager")
+    ok(docker(lab, asker, "secret", "create", "after-demote", "-", stdin="x"))
+
+    ok(docker(lab, leader, "node", "demote", node_ids[hostname[asker]]))
+    last = docker(lab, leader, "node", "demote", node_ids[hostname[leader]])
+    assert last.returncode != 0 and "demote the last manager" in last.stderr
