@@ -20,10 +20,13 @@ async def _run(config: ManagerConfig) -> None:
     assert main is not None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, main.cancel)
-    async with Manager(config) as manager:
-        click.echo(f"shoal-manager {manager.node_id} serving {config.listen_addr}", err=True)
-        with contextlib.suppress(asyncio.CancelledError):
-            await manager.run()
+    restart = True
+    while restart:  # a join or a leave through the API restarts the manager
+        restart = False
+        async with Manager(config) as manager:
+            click.echo(f"shoal-manager {manager.node_id} serving {config.listen_addr}", err=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                restart = await manager.run()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

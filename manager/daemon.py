@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from manager.http.context import APIContext, Leadership, ManagerInfo
 from manager.http.forward import LEADER_API
 from manager.http.join import MEMBERSHIP, MEMBERSHIP_REMOVE, RAFT_KEY
 from manager.http.lookup import new_id
-from manager.http.swarm import manager_node
+from manager.http.swarm import MEMBERSHIP_CONTROL, manager_node
 from manager.http.system import cluster_of
 from manager.leader import Component, LeaderOnly
 from manager.metrics import ManagerMetrics, StoreCollector
@@ -32,6 +33,12 @@ from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
 from manager.store.state import ObjectExists, StoreState
 from manager.store.store import Store, WriteTx
+
+PENDING_FILE = "pending-membership.json"
+
+
+class _Restart(Exception):
+    """Ends the components' task group when the manager restarts itself."""
 
 
 class ManagerError(RuntimeError):
@@ -89,6 +96,7 @@ class Manager:
         self.reads: FollowerReads | None = None
         self._seed: bytes | None = None
         self.leader_components: list[Callable[[], Component]] = []
+        self.restart = asyncio.Event()
         self._peers_file = config.data_dir / "raft-peers.json"
 
     async def __aenter__(self) -> Manager:
@@ -106,9 +114,10 @@ class Manager:
             await self._start_on_etcd()
             return
         key_file = cfg.data_dir / "raft.key"
+        self._apply_pending_change(key_file)
         peers = self._known_peers()
         if cfg.join and not key_file.exists():
-            members, key = await self._join()
+            members, key = await self._join(cfg.join, cfg.join_token or "")
             _read_or_create(key_file, key)
             peers = [m for m in members if m != cfg.raft_address]
             self._save_peers(peers)
@@ -162,23 +171,74 @@ class Manager:
                 self._save_peers(peers)
             await asyncio.sleep(1.0)
 
-    async def _join(self) -> tuple[list[str], str]:
+    def _apply_pending_change(self, key_file: Path) -> None:
+        """A join or leave asked through the API takes effect at this start:
+        the old single-manager Raft files go aside, the new membership comes in."""
+        pending = self.config.data_dir / PENDING_FILE
+        if not pending.exists():
+            return
+        change = json.loads(pending.read_text())
+        raft_dir = self.config.data_dir / "raft"
+        if raft_dir.exists():
+            raft_dir.rename(self.config.data_dir / f"raft.before-{change['kind']}.{time.time_ns()}")
+        key_file.unlink(missing_ok=True)
+        self._peers_file.unlink(missing_ok=True)
+        if change["kind"] == "join":
+            _read_or_create(key_file, change["key"])
+            self._save_peers(change["peers"])
+        pending.unlink()
+
+    async def join_swarm(self, remote: str, token: str) -> None:
+        """`docker swarm join` on this manager: join, then restart into the cluster."""
+        members, key = await self._join(remote, token)
+        peers = [m for m in members if m != self.config.raft_address]
+        if self.api_info is not None:
+            self.api_info.joining = True
+        self._write_pending({"kind": "join", "key": key, "peers": peers})
+
+    async def leave_swarm(self) -> None:
+        """`docker swarm leave --force`: out of Raft, then restart alone and empty."""
+        assert self.store is not None
+        others = self.store.view(
+            lambda tx: [n for n in tx.all("node") if n.get("RaftAddr") and n["ID"] != self.node_id]
+        )
+        if others and self.reads is not None:
+            address = self.reads.leader_api()
+            if address is None:
+                raise ManagerError("the cluster has no leader to leave")
+            url = f"http://{address}/shoal/managers/leave"
+            body = {"NodeID": self.node_id, "RaftAddr": self.config.raft_address}
+            async with aiohttp.ClientSession() as session, session.post(url, json=body) as reply:
+                if reply.status != 200:
+                    raise ManagerError(f"leaving failed: {await reply.text()}")
+        self._write_pending({"kind": "leave"})
+
+    def _write_pending(self, change: dict[str, Any]) -> None:
+        path = self.config.data_dir / PENDING_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(change))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        # Answer the request first, then restart.
+        asyncio.get_running_loop().call_later(0.2, self.restart.set)
+
+    async def _join(self, remote: str, token: str) -> tuple[list[str], str]:
         cfg = self.config
         body = {
-            "JoinToken": cfg.join_token,
+            "JoinToken": token,
             "NodeID": self.node_id,
             "RaftAddr": cfg.raft_address,
             "AdvertiseAddr": cfg.advertise_addr,
             "Hostname": socket.gethostname(),
         }
-        url = f"http://{cfg.join}/shoal/managers/join"
+        url = f"http://{remote}/shoal/managers/join"
         try:
             async with aiohttp.ClientSession() as session, session.post(url, json=body) as reply:
                 answer: dict[str, Any] = await reply.json(content_type=None)
                 if reply.status != 200:
-                    raise ManagerError(f"joining {cfg.join} failed: {answer.get('message')}")
+                    raise ManagerError(str(answer.get("message") or answer))
         except aiohttp.ClientError as exc:
-            raise ManagerError(f"cannot reach the manager at {cfg.join}: {exc}") from None
+            raise ManagerError(f"cannot reach the manager at {remote}: {exc}") from None
         return [str(m) for m in answer["Members"]], str(answer["RaftKey"])
 
     async def _serve(self, raft_key: str | None) -> None:
@@ -208,6 +268,7 @@ class Manager:
             app[RAFT_KEY] = raft_key
             app[MEMBERSHIP] = self.proposer.add_member
             app[MEMBERSHIP_REMOVE] = self.proposer.remove_member
+            app[MEMBERSHIP_CONTROL] = self
             assert self.reads is not None
             app[LEADER_API] = self.reads.leader_api
         self.metrics.watch(StoreCollector(self.store, leadership.is_leader, raft_status))
@@ -236,8 +297,17 @@ class Manager:
         if self.etcd is not None:
             await self.etcd.stop()
 
-    async def run(self) -> None:
-        """Until cancelled; a component that crashes stops the manager loudly."""
+    async def run(self) -> bool:
+        """Until cancelled (False) or a join/leave needs a restart (True); a
+        component that crashes stops the manager loudly."""
+        restarting = False
+        try:
+            await self._run_components()
+        except* _Restart:
+            restarting = True
+        return restarting
+
+    async def _run_components(self) -> None:
         async with asyncio.TaskGroup() as group:
             if self.proposer is not None:
                 group.create_task(self._track_peers())
@@ -250,7 +320,8 @@ class Manager:
             # The orchestrator, allocator, scheduler and dispatcher join this
             # list as they are built; they run on the leader only.
             group.create_task(LeaderOnly(leadership, self.leader_components).run())
-            await asyncio.Event().wait()  # serve until cancelled
+            await self.restart.wait()  # serve until cancelled, or restart for a join/leave
+            raise _Restart
 
     async def _register_self(self) -> None:
         """A manager that joined writes its own node object once it is in Raft

@@ -29,6 +29,7 @@ class ManagerInfo:
     ncpu: int = 1
     memory_bytes: int = 0
     kernel: str = field(default_factory=platform.release)
+    joining: bool = False  # a join asked through the API waits for the restart
 
 
 @dataclass

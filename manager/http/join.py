@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from manager.http.context import context
+from manager.http.forward import forward_to_leader
 from manager.http.framework import APIError, add_route, bad_request, json_response, read_json
 from manager.http.swarm import require_cluster
+from manager.http.writes import write
 
 AddMember = Callable[[str], Awaitable[None]]
 MEMBERSHIP = web.AppKey("membership", object)
@@ -65,5 +67,24 @@ async def join_manager(request: web.Request) -> web.Response:
 RAFT_KEY = web.AppKey("raft_key", str)
 
 
+async def leave_manager(request: web.Request) -> web.Response:
+    """A manager leaving: out of Raft, and its node object gone (on the leader)."""
+    ctx = context(request)
+    if not ctx.manager.leadership.is_leader():
+        return await forward_to_leader(request)
+    body = await read_json(request)
+    node_id, raft_addr = str(body.get("NodeID") or ""), str(body.get("RaftAddr") or "")
+    node = ctx.store.view(lambda tx: tx.get("node", node_id))
+    if node is None or node.get("RaftAddr") != raft_addr:
+        raise APIError(404, f"node {node_id} is not a manager of this cluster")
+    remove = request.app.get(MEMBERSHIP_REMOVE)
+    if remove is None:
+        raise bad_request("this cluster keeps its state in etcd")
+    await remove(raft_addr)
+    await write(ctx.store, lambda tx: tx.delete("node", node_id))
+    return json_response({})
+
+
 def register(router: web.UrlDispatcher) -> None:
     add_route(router, "POST", "/shoal/managers/join", join_manager)
+    add_route(router, "POST", "/shoal/managers/leave", leave_manager)

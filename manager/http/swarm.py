@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import string
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -178,6 +178,43 @@ async def unlock(request: web.Request) -> web.Response:
     raise APIError(409, "swarm is not locked")
 
 
+class SwarmMembership(Protocol):
+    async def join_swarm(self, remote: str, token: str) -> None: ...
+
+    async def leave_swarm(self) -> None: ...
+
+
+MEMBERSHIP_CONTROL: web.AppKey[SwarmMembership] = web.AppKey("swarm_membership")
+
+
+def _control(request: web.Request) -> SwarmMembership:
+    control = request.app.get(MEMBERSHIP_CONTROL)
+    if control is None:
+        raise APIError(501, "this manager cannot change its membership (its state is in etcd)")
+    return control
+
+
+async def join(request: web.Request) -> web.Response:
+    ctx = context(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("invalid swarm join request")
+    if ctx.store.view(cluster_of) is not None:
+        raise APIError(503, ALREADY_IN_SWARM)
+    remotes = [str(r) for r in body.get("RemoteAddrs") or []]
+    token = str(body.get("JoinToken") or "")
+    if not remotes or not token:
+        raise bad_request("a join needs RemoteAddrs and a JoinToken")
+    errors = []
+    for remote in remotes:
+        try:
+            await _control(request).join_swarm(remote, token)
+            return web.Response(status=200)
+        except RuntimeError as exc:  # ManagerError: the remote's answer, or unreachable
+            errors.append(str(exc))
+    raise bad_request(errors[-1])
+
+
 async def leave(request: web.Request) -> web.Response:
     ctx = context(request)
     ctx.store.view(require_cluster)
@@ -185,9 +222,16 @@ async def leave(request: web.Request) -> web.Response:
         raise APIError(
             503,
             "You are attempting to leave the swarm on a node that is participating as a "
-            "manager. Use `--force` to ignore this message.",
+            "manager. Removing this node leaves 0 managers out of 1. Without a Raft quorum "
+            "your swarm will be inaccessible. The only way to restore a swarm that has lost "
+            "consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to "
+            "suppress this message.",
         )
-    raise APIError(501, "leaving the swarm is not supported by this manager yet")
+    try:
+        await _control(request).leave_swarm()
+    except RuntimeError as exc:
+        raise APIError(503, str(exc)) from None
+    return web.Response(status=200)
 
 
 def register(router: web.UrlDispatcher) -> None:
@@ -196,4 +240,5 @@ def register(router: web.UrlDispatcher) -> None:
     add_route(router, "POST", "/swarm/update", update)
     add_route(router, "GET", "/swarm/unlockkey", unlock_key)
     add_route(router, "POST", "/swarm/unlock", unlock)
+    add_route(router, "POST", "/swarm/join", join)
     add_route(router, "POST", "/swarm/leave", leave)

@@ -64,6 +64,16 @@ def cluster_of(tx: ReadTx) -> Obj | None:
 
 def swarm_info(ctx: APIContext, tx: ReadTx) -> dict[str, object]:
     cluster = cluster_of(tx)
+    if cluster is None and ctx.manager.joining:
+        # Joined, restarting into the cluster: `docker swarm join` reads this.
+        return {
+            "NodeID": ctx.manager.node_id,
+            "NodeAddr": "",
+            "LocalNodeState": "pending",
+            "ControlAvailable": True,
+            "Error": "",
+            "RemoteManagers": None,
+        }
     if cluster is None:
         return {
             "NodeID": "",

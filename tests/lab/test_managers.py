@@ -375,3 +375,43 @@ def test_demoting_managers_removes_them_from_raft_but_never_the_last(
     ok(docker(lab, leader, "node", "demote", node_ids[hostname[asker]]))
     last = docker(lab, leader, "node", "demote", node_ids[hostname[leader]])
     assert last.returncode != 0 and "demote the last manager" in last.stderr
+
+
+def test_docker_swarm_join_and_leave_on_a_manager(lab_factory: LabFactory) -> None:
+    lab = lab_factory(2, managers=1)
+    h2 = lab.host(2)
+    token = ok(docker(lab, 1, "swarm", "join-token", "-q", "manager")).strip()
+    lone = subprocess.Popen(
+        manager_service(lab, h2, None).argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while docker(lab, 2, "info").returncode != 0:
+            assert time.monotonic() < deadline, "the second manager did not start"
+            time.sleep(0.2)
+        joined = docker(lab, 2, "swarm", "join", "--token", token, manager_address(lab.host(1)))
+        assert joined.returncode == 0 and "joined a swarm as a manager" in joined.stdout
+        deadline = time.monotonic() + 30
+        while docker(lab, 1, "node", "ls").stdout.count("Reachable") != 1:
+            assert time.monotonic() < deadline, "the joined manager does not show as reachable"
+            time.sleep(0.3)
+        ok(docker(lab, 1, "secret", "create", "shared", "-", stdin="x"))
+        while "shared" not in docker(lab, 2, "secret", "ls").stdout:
+            assert time.monotonic() < deadline, "the joined manager does not replicate"
+            time.sleep(0.3)
+        again = docker(lab, 2, "swarm", "join", "--token", token, manager_address(lab.host(1)))
+        assert again.returncode != 0 and "already part of a swarm" in again.stderr
+
+        refused = docker(lab, 2, "swarm", "leave")
+        assert refused.returncode != 0 and "--force" in refused.stderr
+        ok(docker(lab, 2, "swarm", "leave", "--force"))
+        while docker(lab, 1, "node", "ls").stdout.strip().count("\n") != 1:
+            assert time.monotonic() < deadline, "the manager that left is still listed"
+            time.sleep(0.3)
+        ok(docker(lab, 1, "secret", "create", "after-leave", "-", stdin="x"))  # quorum of one
+        while "inactive" not in docker(lab, 2, "info").stdout:
+            assert time.monotonic() < deadline, "the manager that left is not inactive"
+            time.sleep(0.3)
+    finally:
+        lone.terminate()
+        lone.wait(30)
