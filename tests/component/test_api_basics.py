@@ -3,6 +3,7 @@ as the docker CLI and docker-py use them (docker-api.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -188,3 +189,26 @@ async def test_networks_secrets_and_configs(swarm: Client) -> None:
     assert [s["ID"] for s in await listed.json()] == [secret_id]
     assert (await swarm.delete(f"/secrets/{secret_id}")).status == 204
     assert "not found" in await error(await swarm.delete(f"/secrets/{secret_id}"), 404)
+
+
+async def test_events_stream_cluster_changes_with_filters(swarm: Client) -> None:
+    params = {"filters": json.dumps({"type": ["service"], "event": ["create", "remove"]})}
+    stream = await swarm.get("/events", params=params)
+    assert stream.status == 200
+    created = await swarm.post("/services/create", json=CLI_CREATE)
+    service_id = (await created.json())["ID"]
+    await swarm.post("/secrets/create", json={"Name": "ignored", "Data": "eA=="})
+    assert (await swarm.delete(f"/services/{service_id}")).status == 200
+    async with asyncio.timeout(10):
+        first = json.loads(await stream.content.readline())
+        second = json.loads(await stream.content.readline())
+    assert (first["Type"], first["Action"], first["Actor"]["ID"]) == (
+        "service",
+        "create",
+        service_id,
+    )
+    assert first["Actor"]["Attributes"]["name"] == "web" and first["scope"] == "swarm"
+    assert (second["Type"], second["Action"]) == ("service", "remove")
+    stream.close()
+    bad = await swarm.get("/events", params={"filters": '{"colour":["red"]}'})
+    assert "Invalid filter 'colour'" in await error(bad, 400)
