@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: installs what it needs, then brings up a 3-host lab on this machine
 # (network-namespace hosts on a shared underlay, each with its own containerd,
-# plus a registry on h1) and shows it. Run as root on Debian 12.
+# a registry on h1, and three managers forming one Raft cluster) and shows it.
+# Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -9,7 +10,7 @@ C=.venv/bin/clusterctl
 LAB=${LAB:-demo}
 
 $C lab down "$LAB" >/dev/null 2>&1 || true   # a fresh lab every time
-$C lab up --name "$LAB" --hosts 3
+$C lab up --name "$LAB" --hosts 3 --managers 3
 
 echo
 echo "== each host is its own machine: hostname, address, and the others over the underlay"
@@ -30,6 +31,19 @@ for h in h1 h2 h3; do
   echo "$h: hostname $name, $addr, ping:$reach"
 done
 echo
+first=$($C lab status "$LAB" --format json | .venv/bin/python -c \
+  "import json,sys; print(json.load(sys.stdin)['hosts'][0]['address'])")
+echo "== three managers, one Raft cluster (any of them answers the Docker API)"
+DOCKER="docker -H tcp://$first:2377"
+if command -v docker >/dev/null; then
+  $DOCKER node ls
+else
+  .venv/bin/python -c "import json, urllib.request as u
+for n in json.load(u.urlopen('http://$first:2377/nodes')):
+    s = n['ManagerStatus']; print(n['Description']['Hostname'], 'Leader' if s['Leader'] else s['Reachability'])"
+fi
+echo
 echo "Look around:  .venv/bin/clusterctl lab status $LAB"
+echo "              $DOCKER node ls      (Debian's docker.io client)"
 echo "              .venv/bin/clusterctl lab exec --lab $LAB h2 -- ip addr"
 echo "Take it down: .venv/bin/clusterctl lab down $LAB"
