@@ -2,7 +2,7 @@
 # The test command: installs what the tests need, runs the static checks
 # (ruff, mypy --strict, import-linter), then pytest. Run as root.
 #   scripts/test.sh          everything
-#   scripts/test.sh unit     one tier (unit, contract, lab), after the static checks
+#   scripts/test.sh unit     one tier (unit, component, store, contract, lab), after the static checks
 #   scripts/test.sh lint     only the static checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,8 @@ echo "== import-linter"; $V/lint-imports
 
 case "$tier" in
   all) paths=(tests) ;;
-  unit|lab|contract) paths=("tests/$tier") ;;
-  *) echo "unknown tier '$tier' (all, unit, contract, lab, lint)" >&2; exit 2 ;;
+  unit|component|store|contract|lab) paths=("tests/$tier") ;;
+  *) echo "unknown tier '$tier' (all, unit, component, store, contract, lab, lint)" >&2; exit 2 ;;
 esac
 echo "== pytest ${paths[*]}"
 exec $V/pytest "${paths[@]}"
