@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +26,15 @@ import grpc
 import msgspec
 
 from manager.store import state as st
+from manager.store.etcd_wire import CHANNEL_OPTIONS as _CHANNEL_OPTIONS
+from manager.store.etcd_wire import decode_kv as _decode
+from manager.store.etcd_wire import etcdrpc
+from manager.store.etcd_wire import name_of as _name_of
+from manager.store.etcd_wire import op as _op
+from manager.store.etcd_wire import pin as _pin
+from manager.store.etcd_wire import range_end as _range_end
 from manager.store.proposer import NoLeader
-from manager.store.tables import TABLES, Obj, table
-
-with warnings.catch_warnings():  # etcd3's generated protobuf code is from an old protoc
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from etcd3 import etcdrpc
+from manager.store.tables import TABLES, Obj
 
 WRITE_TIMEOUT_SECONDS = 2.0
 LEASE_TTL_SECONDS = 2
@@ -41,12 +43,6 @@ WATCH_RETRY_SECONDS = 0.2
 NO_ETCD = "the store has no leader: etcd is not reachable"
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _DELETE = 1  # mvccpb.Event.DELETE
-# Reconnect within a second of etcd's return (not gRPC's 2-minute backoff); notice
-# a dead connection under a quiet watch; load the store in one range, however big.
-_CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 10_000), ("grpc.max_receive_message_length", -1),
-]  # fmt: skip
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (table, id) or (table, name)
@@ -58,38 +54,6 @@ class _Snapshot:  # what a batch is planned against
     objects: dict[Key, Obj | None]  # Version.Index is the key's mod revision
     names: dict[Key, str | None]  # (table, name) -> the owner's id
     head: int = -1  # the store's last write when read; -1: the mirror, which may lag
-
-
-def _range_end(prefix: bytes) -> bytes:
-    return prefix[:-1] + bytes([prefix[-1] + 1])
-
-
-def _decode(kv: Any) -> Obj:
-    obj: Obj = msgspec.json.decode(bytes(kv.value))
-    obj["Version"] = {"Index": int(kv.mod_revision)}
-    return obj
-
-
-def _name_of(table_name: str, obj: Obj | None) -> str | None:
-    name_of = table(table_name).name_of
-    return None if name_of is None or obj is None else name_of(obj)
-
-
-def _pin(key: bytes, mod_revision: int | None = None, owner: str | None = None) -> Any:
-    # Compare: the key still holds `owner`, or is still at `mod_revision`, or still absent.
-    if owner is not None:
-        return etcdrpc.Compare(key=key, target=etcdrpc.Compare.VALUE, value=owner.encode())
-    if mod_revision is not None:
-        return etcdrpc.Compare(key=key, target=etcdrpc.Compare.MOD, mod_revision=mod_revision)
-    return etcdrpc.Compare(key=key, target=etcdrpc.Compare.VERSION, version=0)
-
-
-def _op(kind: str, key: bytes, value: bytes = b"", lease: int = 0) -> Any:
-    if kind == "put":
-        return etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=key, value=value, lease=lease))
-    if kind == "delete":
-        return etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(key=key))
-    return etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))
 
 
 class EtcdProposer:
