@@ -212,3 +212,17 @@ async def test_events_stream_cluster_changes_with_filters(swarm: Client) -> None
     stream.close()
     bad = await swarm.get("/events", params={"filters": '{"colour":["red"]}'})
     assert "Invalid filter 'colour'" in await error(bad, 400)
+
+
+async def test_swarm_update_rotates_tokens_and_checks_the_version(swarm: Client) -> None:
+    before = await (await swarm.get("/swarm")).json()
+    version = before["Version"]["Index"]
+    spec = dict(before["Spec"], Labels={"team": "ops"})
+    reply = await swarm.post(f"/swarm/update?version={version}&rotateWorkerToken=true", json=spec)
+    assert reply.status == 200
+    after = await (await swarm.get("/swarm")).json()
+    assert after["JoinTokens"]["Worker"] != before["JoinTokens"]["Worker"]
+    assert after["JoinTokens"]["Manager"] == before["JoinTokens"]["Manager"]
+    assert after["Spec"]["Labels"] == {"team": "ops"}
+    stale = await swarm.post(f"/swarm/update?version={version}", json=spec)
+    assert await error(stale, 500) == "rpc error: code = Unknown desc = update out of sequence"

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,6 +60,12 @@ async def api(lab: LabSpec, host: int, method: str, path: str, **kw: Any) -> tup
         session.request(method, url, **kw) as reply,
     ):
         return reply.status, await reply.json(content_type=None)
+
+
+def metrics_text(lab: LabSpec, host: int) -> str:
+    url = f"http://{manager_address(lab.host(host))}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return str(reply.read().decode())
 
 
 def leader_host(lab: LabSpec) -> int:
@@ -355,13 +362,7 @@ def test_demoting_managers_removes_them_from_raft_but_never_the_last(
     assert listed.count("Leader") + listed.count("Reachable") == 2
 
     def raft_peers() -> float:
-        metrics = subprocess.run(
-            ["curl", "-s", f"http://{manager_address(lab.host(leader))}/metrics"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout
+        metrics = metrics_text(lab, leader)
         value = next(x for x in metrics.splitlines() if x.startswith("swarm_raft_peers "))
         return float(value.split()[1])
 
@@ -415,3 +416,34 @@ def test_docker_swarm_join_and_leave_on_a_manager(lab_factory: LabFactory) -> No
     finally:
         lone.terminate()
         lone.wait(30)
+
+
+def test_metrics_and_the_local_unix_socket(managers3: LabSpec) -> None:
+    leader = leader_host(managers3)
+    ok(docker(managers3, leader, "service", "create", "--detach", "--name", "metered", "busybox"))
+    for host in (1, 2, 3):
+        text = metrics_text(managers3, host)
+        values = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert values["swarm_manager_leader"] == (1.0 if host == leader else 0.0)
+        assert values['swarm_manager_nodes{state="ready"}'] == 3.0
+        assert 'swarm_manager_tasks_total{state="running"}' in values
+        assert values['swarm_store_objects{table="service"}'] >= 1.0
+        assert values["swarm_raft_term"] >= 1.0 and values["swarm_raft_commit_index"] > 0
+        assert values["swarm_raft_peers"] == 2.0
+        if host == leader:
+            assert values['swarm_store_write_tx_latency_seconds_count{applied="true"}'] >= 1.0
+    socket_path = managers3.host(1).directory / "manager" / "manager.sock"
+    assert oct(socket_path.stat().st_mode & 0o777) == "0o660"
+    pong = subprocess.run(
+        [DOCKER, "-H", f"unix://{socket_path}", "node", "ls"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert pong.returncode == 0 and pong.stdout.count("Leader") == 1
+    ok(docker(managers3, leader, "service", "rm", "metered"))
