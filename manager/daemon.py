@@ -27,6 +27,7 @@ from manager.http.system import cluster_of
 from manager.leader import Component, LeaderOnly
 from manager.metrics import ManagerMetrics, StoreCollector
 from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
+from manager.reconciler import Reconciler
 from manager.recovery import force_new_cluster, seed_when_leader
 from manager.store.etcd import EtcdProposer
 from manager.store.proposer import NoLeader
@@ -95,7 +96,7 @@ class Manager:
         self.api_info: ManagerInfo | None = None
         self.reads: FollowerReads | None = None
         self._seed: bytes | None = None
-        self.leader_components: list[Callable[[], Component]] = []
+        self.leader_components: list[Callable[[], Component]] = [self._reconciler]
         self.restart = asyncio.Event()
         self._peers_file = config.data_dir / "raft-peers.json"
 
@@ -297,6 +298,10 @@ class Manager:
         if self.etcd is not None:
             await self.etcd.stop()
 
+    def _reconciler(self) -> Component:
+        assert self.store is not None
+        return Reconciler(self.store)
+
     async def run(self) -> bool:
         """Until cancelled (False) or a join/leave needs a restart (True); a
         component that crashes stops the manager loudly."""
@@ -317,8 +322,8 @@ class Manager:
                 group.create_task(seed_when_leader(self.proposer, self._seed))
             leadership = self.proposer or self.etcd
             assert leadership is not None
-            # The orchestrator, allocator, scheduler and dispatcher join this
-            # list as they are built; they run on the leader only.
+            # The orchestrator, allocator and scheduler (the dispatcher joins
+            # them with the agents) run on the leader only.
             group.create_task(LeaderOnly(leadership, self.leader_components).run())
             await self.restart.wait()  # serve until cancelled, or restart for a join/leave
             raise _Restart

@@ -1,0 +1,1 @@
+"""Leader-only: turns services into tasks and keeps them whole."""

@@ -1,0 +1,188 @@
+"""The leader's convergence loop: orchestrate, allocate, schedule.
+
+It watches the store; each batch of changes (debounced) names the services to
+look at again. For each of them the orchestrator's plan creates, stops and
+forgets tasks; new tasks become pending (allocation: identity and slot now,
+network attachments with netd); pending tasks are placed by the scheduler.
+Each phase is one store transaction; a conflict just means another pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from manager.http.lookup import new_id
+from manager.orchestrator.plan import (
+    CreateTask,
+    DeleteTask,
+    StopTask,
+    desired_running,
+    plan_global,
+    plan_replicated,
+)
+from manager.scheduler.plan import Assign, NodeLoad, plan_schedule, reservations
+from manager.store.proposer import NoLeader
+from manager.store.state import Change, StoreError
+from manager.store.store import Store, WatchTooOld, WriteTx
+
+Obj = dict[str, Any]
+log = logging.getLogger("shoal.manager.reconciler")
+DEBOUNCE_SECONDS = 0.01
+
+
+def now() -> str:
+    stamp = datetime.now(UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond * 1000:09d}Z"
+
+
+def eligible_for_global(node: Obj) -> bool:
+    spec, status = node.get("Spec") or {}, node.get("Status") or {}
+    return status.get("State") != "down" and spec.get("Availability", "active") != "drain"
+
+
+def new_task(service: Obj, change: CreateTask) -> Obj:
+    spec = service["Spec"]
+    return {
+        "ID": new_id(),
+        "ServiceID": service["ID"],
+        "Slot": change.slot,
+        "NodeID": change.node_id,
+        "Labels": {},
+        "Spec": spec.get("TaskTemplate") or {},
+        "SpecVersion": service.get("SpecVersion", 1),
+        "ServiceAnnotations": {"Name": spec.get("Name", ""), "Labels": spec.get("Labels") or {}},
+        "DesiredState": "running",
+        "Status": {"Timestamp": now(), "State": "new", "Message": "created"},
+    }
+
+
+class Reconciler:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except WatchTooOld:
+                continue  # fell behind the change log: start over with a full pass
+
+    async def _follow(self) -> None:
+        services, changes = self.store.view_and_watch(
+            lambda tx: {s["ID"] for s in tx.all("service")},
+            frozenset({"service", "task", "node"}),
+        )
+        await self.reconcile(services, all_nodes=True)
+        # A pump between the watch and the debounce: timing out a wait must
+        # never cancel (and so end) the watch generator itself.
+        queue: asyncio.Queue[Change] = asyncio.Queue()
+
+        async def pump() -> None:
+            async for change in changes:
+                queue.put_nowait(change)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(pump())
+            while True:
+                batch = [await queue.get()]
+                await asyncio.sleep(DEBOUNCE_SECONDS)  # let a burst of changes gather
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                touched = {c.id for c in batch if c.table == "service"}
+                touched |= {
+                    str((c.object or {}).get("ServiceID", "")) for c in batch if c.table == "task"
+                } - {""}
+                node_changed = any(c.table == "node" for c in batch)
+                await self.reconcile(touched, all_nodes=node_changed)
+
+    async def reconcile(self, service_ids: set[str], all_nodes: bool) -> None:
+        """One pass; store refusals (conflicts, no quorum) wait for the next."""
+        phases = (
+            partial(self._orchestrate, service_ids, all_nodes),
+            self._allocate,
+            self._schedule,
+        )
+        for phase in phases:
+            try:
+                await phase()
+            except (StoreError, NoLeader) as exc:
+                log.info("reconcile pass deferred: %s", exc)
+
+    async def _orchestrate(self, service_ids: set[str], all_nodes: bool) -> None:
+        def orchestrate(tx: WriteTx) -> None:
+            nodes = tx.all("node")
+            eligible = [n["ID"] for n in nodes if eligible_for_global(n)]
+            ids = {s["ID"] for s in tx.all("service")} if all_nodes else service_ids
+            for service_id in ids:
+                service = tx.get("service", service_id)
+                if service is None:
+                    for task in tx.find("task", "service", service_id):
+                        if desired_running(task):
+                            tx.update("task", dict(task, DesiredState="remove"))
+                    continue
+                tasks = tx.find("task", "service", service_id)
+                mode = service["Spec"].get("Mode") or {}
+                if "Global" in mode:
+                    plan = plan_global(service, tasks, eligible)
+                elif "Replicated" in mode:
+                    plan = plan_replicated(service, tasks)
+                else:
+                    continue  # jobs arrive with the service lifecycle work
+                by_id = {t["ID"]: t for t in tasks}
+                for change in plan:
+                    if isinstance(change, CreateTask):
+                        tx.create("task", new_task(service, change))
+                    elif isinstance(change, StopTask):
+                        tx.update("task", dict(by_id[change.task_id], DesiredState=change.desired))
+                    elif isinstance(change, DeleteTask):
+                        tx.delete("task", change.task_id)
+
+        await self.store.update(orchestrate)
+
+    async def _allocate(self) -> None:
+        def allocate(tx: WriteTx) -> None:
+            for task in tx.find("task", "state", "new"):
+                if desired_running(task):
+                    status = {
+                        "Timestamp": now(),
+                        "State": "pending",
+                        "Message": "pending task scheduling",
+                    }
+                    tx.update("task", dict(task, Status=status))
+
+        await self.store.update(allocate)
+
+    async def _schedule(self) -> None:
+        def schedule(tx: WriteTx) -> None:
+            pending = [t for t in tx.find("task", "state", "pending") if desired_running(t)]
+            if not pending:
+                return
+            nodes = tx.all("node")
+            loads: dict[str, NodeLoad] = {}
+            for node in nodes:
+                load = loads.setdefault(node["ID"], NodeLoad())
+                for task in tx.find("task", "node", node["ID"]):
+                    if (
+                        desired_running(task)
+                        and (task.get("Status") or {}).get("State") != "pending"
+                    ):
+                        load.add(str(task.get("ServiceID")), *reservations(task))
+            by_id = {t["ID"]: t for t in pending}
+            for decision in plan_schedule(pending, nodes, loads):
+                task = by_id[decision.task_id]
+                if isinstance(decision, Assign):
+                    status = {
+                        "Timestamp": now(),
+                        "State": "assigned",
+                        "Message": "scheduler assigned task to node",
+                    }
+                    tx.update("task", dict(task, NodeID=decision.node_id, Status=status))
+                elif (task.get("Status") or {}).get("Err") != decision.reason:
+                    status = dict(task.get("Status") or {}, Err=decision.reason)
+                    tx.update("task", dict(task, Status=status))
+
+        await self.store.update(schedule)

@@ -1,0 +1,1 @@
+"""Leader-only: places pending tasks on nodes."""

@@ -1,0 +1,164 @@
+"""The orchestrator's and the scheduler's plans, on plain objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manager.orchestrator.plan import CreateTask, DeleteTask, StopTask, plan_global, plan_replicated
+from manager.scheduler.plan import Assign, NodeLoad, NoSuitableNode, plan_schedule
+
+
+def service(replicas: int = 3, restart: str = "any") -> dict[str, Any]:
+    return {
+        "ID": "s",
+        "Spec": {
+            "Mode": {"Replicated": {"Replicas": replicas}},
+            "TaskTemplate": {"RestartPolicy": {"Condition": restart}},
+        },
+    }
+
+
+def task(
+    tid: str,
+    slot: int,
+    state: str = "running",
+    desired: str = "running",
+    node: str = "",
+    updated: str = "2026-01-01T00:00:00Z",
+) -> dict[str, Any]:
+    return {
+        "ID": tid,
+        "ServiceID": "s",
+        "Slot": slot,
+        "NodeID": node,
+        "DesiredState": desired,
+        "Status": {"State": state},
+        "UpdatedAt": updated,
+    }
+
+
+def test_a_new_service_gets_one_task_per_slot() -> None:
+    assert plan_replicated(service(3), []) == [CreateTask("s", i, "") for i in (1, 2, 3)]
+
+
+def test_a_whole_service_needs_nothing() -> None:
+    assert plan_replicated(service(2), [task("a", 1), task("b", 2, "pending")]) == []
+
+
+def test_a_failed_task_is_shut_down_and_replaced_in_its_slot() -> None:
+    plan = plan_replicated(service(2), [task("a", 1), task("b", 2, "failed")])
+    assert plan == [StopTask("b", "shutdown"), CreateTask("s", 2, "")]
+
+
+def test_restart_condition_none_and_on_failure() -> None:
+    assert plan_replicated(service(1, "none"), [task("a", 1, "failed")]) == [
+        StopTask("a", "shutdown")
+    ]
+    assert plan_replicated(service(1, "on-failure"), [task("a", 1, "complete")]) == [
+        StopTask("a", "shutdown")
+    ]
+    assert plan_replicated(service(1, "on-failure"), [task("a", 1, "failed")]) == [
+        StopTask("a", "shutdown"),
+        CreateTask("s", 1, ""),
+    ]
+
+
+def test_scale_down_removes_the_high_slots_and_scale_up_refills_them() -> None:
+    tasks = [task("a", 1), task("b", 2), task("c", 3)]
+    assert plan_replicated(service(1), tasks) == [StopTask("b", "remove"), StopTask("c", "remove")]
+    removed = [task("a", 1), task("b", 2, "shutdown", "remove"), task("c", 3, "shutdown", "remove")]
+    assert plan_replicated(service(3), removed) == [CreateTask("s", 2, ""), CreateTask("s", 3, "")]
+
+
+def test_history_is_kept_to_five_tasks_a_slot() -> None:
+    old = [
+        task(f"o{i}", 1, "failed", "shutdown", updated=f"2026-01-01T00:00:0{i}Z") for i in range(7)
+    ]
+    plan = plan_replicated(service(1), [task("live", 1), *old])
+    assert plan == [DeleteTask("o1"), DeleteTask("o0")]
+
+
+def test_global_services_run_one_task_per_eligible_node() -> None:
+    glob = {"ID": "s", "Spec": {"Mode": {"Global": {}}, "TaskTemplate": {}}}
+    plan = plan_global(glob, [task("a", 0, node="n1"), task("x", 0, node="gone")], ["n1", "n2"])
+    assert plan == [StopTask("x", "remove"), CreateTask("s", 0, "n2")]
+
+
+def node(
+    nid: str,
+    role: str = "worker",
+    state: str = "ready",
+    availability: str = "active",
+    labels: dict[str, str] | None = None,
+    cpus: int = 4_000_000_000,
+) -> dict[str, Any]:
+    return {
+        "ID": nid,
+        "Spec": {"Role": role, "Availability": availability, "Labels": labels or {}},
+        "Description": {
+            "Hostname": f"host-{nid}",
+            "Resources": {"NanoCPUs": cpus, "MemoryBytes": 8 << 30},
+        },
+        "Status": {"State": state},
+    }
+
+
+def pending(tid: str, slot: int, **placement: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"Placement": placement}
+    if "cpus" in placement:
+        spec = {"Placement": {}, "Resources": {"Reservations": {"NanoCPUs": placement["cpus"]}}}
+    return {"ID": tid, "ServiceID": "s", "Slot": slot, "Spec": spec, "Status": {"State": "pending"}}
+
+
+def test_spread_evens_out_across_nodes() -> None:
+    nodes = [node("n1"), node("n2"), node("n3")]
+    decisions = plan_schedule([pending(f"t{i}", i) for i in range(6)], nodes, {})
+    placed = [d.node_id for d in decisions if isinstance(d, Assign)]
+    assert sorted(placed) == ["n1", "n1", "n2", "n2", "n3", "n3"]
+
+
+def test_filters_and_their_reasons() -> None:
+    nodes = [
+        node("m", role="manager"),
+        node("down", state="down"),
+        node("drained", availability="drain"),
+    ]
+    only_workers = pending("t", 1, Constraints=["node.role==worker"])
+    assert plan_schedule([only_workers], nodes, {}) == [
+        NoSuitableNode(
+            "t",
+            (
+                "no suitable node (node is not active on 1 node; node is not ready on 1 node; "
+                "scheduling constraints not satisfied on 1 node)"
+            ),
+        )
+    ]
+    labelled = [node("a", labels={"zone": "x"}), node("b", labels={"zone": "y"})]
+    decisions = plan_schedule([pending("t", 1, Constraints=["node.labels.zone!=x"])], labelled, {})
+    assert decisions == [Assign("t", "b")]
+
+
+def test_reservations_and_max_replicas_per_node() -> None:
+    nodes = [node("a", cpus=2_000_000_000)]
+    big = [pending("t1", 1, cpus=1_500_000_000), pending("t2", 2, cpus=1_500_000_000)]
+    first, second = plan_schedule(big, nodes, {})
+    assert first == Assign("t1", "a")
+    assert second == NoSuitableNode("t2", "no suitable node (insufficient resources on 1 node)")
+    capped = [pending(f"t{i}", i, MaxReplicas=1) for i in (1, 2)]
+    loads: dict[str, NodeLoad] = {}
+    assert plan_schedule(capped, [node("a"), node("b")], loads) == [
+        Assign("t1", "a"),
+        Assign("t2", "b"),
+    ]
+
+
+def test_spread_placement_preference_balances_label_values() -> None:
+    nodes = [
+        node("a1", labels={"rack": "a"}),
+        node("a2", labels={"rack": "a"}),
+        node("b1", labels={"rack": "b"}),
+    ]
+    prefs = [{"Spread": {"SpreadDescriptor": "node.labels.rack"}}]
+    decisions = plan_schedule([pending(f"t{i}", i, Preferences=prefs) for i in range(4)], nodes, {})
+    racks = [d.node_id[0] for d in decisions if isinstance(d, Assign)]
+    assert sorted(racks) == ["a", "a", "b", "b"]
