@@ -81,7 +81,7 @@ def leader_host(lab: LabSpec) -> int:
         )
     )
     for node in nodes:
-        if node["ManagerStatus"]["Leader"]:
+        if node["ManagerStatus"].get("Leader"):  # the CLI omits false
             return next(
                 h.index
                 for h in lab.all_hosts()
