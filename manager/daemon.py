@@ -17,8 +17,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from manager.dispatcher import Dispatcher, DispatcherLoops
 from manager.http.app import make_app
 from manager.http.context import APIContext, Leadership, ManagerInfo
+from manager.http.dispatcher_api import DISPATCHER, DispatcherRef
 from manager.http.forward import LEADER_API
 from manager.http.join import MEMBERSHIP, MEMBERSHIP_REMOVE, RAFT_KEY
 from manager.http.lookup import new_id
@@ -96,7 +98,12 @@ class Manager:
         self.api_info: ManagerInfo | None = None
         self.reads: FollowerReads | None = None
         self._seed: bytes | None = None
-        self.leader_components: list[Callable[[], Component]] = [self._reconciler]
+        self.leader_components: list[Callable[[], Component]] = [
+            self._reconciler,
+            self._dispatcher_loops,
+        ]
+        self.dispatcher: Dispatcher | None = None
+        self.dispatcher_ref = DispatcherRef()
         self.restart = asyncio.Event()
         self._peers_file = config.data_dir / "raft-peers.json"
 
@@ -265,6 +272,7 @@ class Manager:
         )
         self.api_info = info
         app = make_app(APIContext(self.store, info))
+        app[DISPATCHER] = self.dispatcher_ref
         if self.proposer is not None and raft_key is not None:
             app[RAFT_KEY] = raft_key
             app[MEMBERSHIP] = self.proposer.add_member
@@ -297,6 +305,13 @@ class Manager:
             await self.proposer.stop()
         if self.etcd is not None:
             await self.etcd.stop()
+
+    def _dispatcher_loops(self) -> Component:
+        # A fresh dispatcher each term: heartbeats seen by a former term are stale.
+        assert self.store is not None
+        self.dispatcher = Dispatcher(self.store)
+        self.dispatcher_ref.dispatcher = self.dispatcher
+        return DispatcherLoops(self.dispatcher)
 
     def _reconciler(self) -> Component:
         assert self.store is not None

@@ -8,6 +8,7 @@ import contextlib
 from aiohttp import web
 
 from manager.http import (
+    dispatcher_api,
     events,
     join,
     networks,
@@ -43,6 +44,19 @@ def make_app(ctx: APIContext) -> web.Application:
         middlewares=[docker_middleware, follower_reads], client_max_size=8 * 1024 * 1024
     )
     app[CONTEXT] = ctx
-    for module in (system, swarm, nodes, services, tasks, networks, secrets, volumes, events, join):
+    modules = (
+        system,
+        swarm,
+        nodes,
+        services,
+        tasks,
+        networks,
+        secrets,
+        volumes,
+        events,
+        join,
+        dispatcher_api,
+    )
+    for module in modules:
         module.register(app.router)
     return app

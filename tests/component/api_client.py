@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from manager.dispatcher import Dispatcher, DispatcherLoops
 from manager.http.app import make_app
 from manager.http.context import APIContext, ManagerInfo
+from manager.http.dispatcher_api import DISPATCHER, DispatcherRef
+from manager.reconciler import Reconciler
 from manager.store.proposer import MemoryProposer
 from manager.store.state import StoreState
 from manager.store.store import Store
@@ -27,7 +31,8 @@ class SoleLeader:
 
 
 @asynccontextmanager
-async def api_client() -> AsyncIterator[TestClient[Any, Any]]:
+async def api_client(leader_loops: bool = False) -> AsyncIterator[TestClient[Any, Any]]:
+    """With leader_loops, the dispatcher and the reconciler run as on a leader."""
     state = StoreState()
     info = ManagerInfo(
         node_id="m" * 25,
@@ -38,6 +43,21 @@ async def api_client() -> AsyncIterator[TestClient[Any, Any]]:
         ncpu=2,
         memory_bytes=1 << 30,
     )
-    app = make_app(APIContext(Store(state, MemoryProposer(state)), info))
-    async with TestClient(TestServer(app)) as client:
-        yield client
+    store = Store(state, MemoryProposer(state))
+    app = make_app(APIContext(store, info))
+    ref = DispatcherRef()
+    app[DISPATCHER] = ref
+    loops: list[asyncio.Task[None]] = []
+    if leader_loops:
+        ref.dispatcher = Dispatcher(store)
+        loops = [
+            asyncio.create_task(DispatcherLoops(ref.dispatcher).run()),
+            asyncio.create_task(Reconciler(store).run()),
+        ]
+    try:
+        async with TestClient(TestServer(app)) as client:
+            yield client
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
