@@ -175,3 +175,34 @@ def save_services(lab_directory: Path, services: list[ServiceSpec]) -> None:
     tmp = lab_directory / (SERVICES_FILE + ".tmp")
     tmp.write_text(json.dumps({"services": [asdict(s) for s in services]}, indent=2))
     tmp.replace(lab_directory / SERVICES_FILE)
+
+
+def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str) -> ServiceSpec:
+    """shoal-agent inside a host, on the host's containerd."""
+    runtime = runtime_config(spec, host)
+    argv = [
+        *enter_host(host),
+        str(Path(sys.executable).parent / "shoal-agent"),
+        "--data-dir",
+        str(host.directory / "agent"),
+        "--token",
+        token,
+        "--containerd-socket",
+        str(runtime.socket),
+        "--cgroup-parent",
+        runtime.cgroup_parent,
+        "--advertise-addr",
+        str(host.address),
+        "--metrics-addr",
+        f"{host.address}:9323",
+    ]
+    for manager in managers:
+        argv += ["--manager", manager]
+    for registry in sorted(runtime.insecure_registries):
+        argv += ["--insecure-registry", registry]
+    return ServiceSpec(
+        name=f"{host.name}/agent",
+        argv=argv,
+        log=str(host.directory / "agent.log"),
+        cgroup=host_cgroup(spec, host),
+    )

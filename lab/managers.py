@@ -12,7 +12,13 @@ from typing import Any
 
 import aiohttp
 
-from lab.configs import load_services, manager_address, manager_service, save_services
+from lab.configs import (
+    agent_service,
+    load_services,
+    manager_address,
+    manager_service,
+    save_services,
+)
 from lab.spec import LabSpec
 from lab.supervisor import PIDFILE
 
@@ -95,5 +101,34 @@ async def start_managers(spec: LabSpec, count: int, progress: Callable[[str], No
     await _wait(f"{count} managers did not form a cluster", all_joined, deadline)
 
 
+async def start_agents(spec: LabSpec, managers: int, progress: Callable[[str], None]) -> None:
+    """An agent on every host; on a manager's host it takes the manager's node
+    ID, so each host is one node, as in swarm."""
+    deadline = time.monotonic() + READY_SECONDS
+    addresses = [manager_address(spec.host(i)) for i in range(1, managers + 1)]
+    api = f"http://{addresses[0]}"
+    _, swarm = await _request("GET", f"{api}/swarm")
+    token = swarm["JoinTokens"]["Worker"]
+    for host in spec.all_hosts():
+        manager_id = host.directory / "manager" / "node-id"
+        if manager_id.exists():
+            (host.directory / "agent").mkdir(parents=True, exist_ok=True)
+            (host.directory / "agent" / "node-id").write_text(manager_id.read_text())
+    _add_services(spec, [agent_service(spec, h, addresses, token) for h in spec.all_hosts()])
+    progress(f"agents starting on {spec.hosts} hosts")
+
+    async def all_ready() -> bool:
+        status, nodes = await _request("GET", f"{api}/nodes")
+        ready = [n for n in nodes if n.get("Status", {}).get("State") == "ready"]
+        agents = [n for n in nodes if n.get("Agent")]
+        return status == 200 and len(nodes) == spec.hosts == len(ready) == len(agents)
+
+    await _wait(f"{spec.hosts} agents did not register", all_ready, deadline)
+
+
 def managers_up(spec: LabSpec, count: int, progress: Callable[[str], None]) -> None:
-    asyncio.run(start_managers(spec, count, progress))
+    async def both() -> None:
+        await start_managers(spec, count, progress)
+        await start_agents(spec, count, progress)
+
+    asyncio.run(both())

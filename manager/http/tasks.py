@@ -58,8 +58,10 @@ def select(tx: ReadTx, filters: dict[str, list[str]]) -> list[Obj]:
         ):
             continue
         if "_up-to-date" in filters:
+            # Up to date = made from the service's current task template (as
+            # swarmkit's IsTaskDirty); a scale changes no task's spec.
             service = tx.get("service", task.get("ServiceID", "")) or {}
-            if task.get("SpecVersion") != service.get("SpecVersion"):
+            if task.get("Spec") != (service.get("Spec") or {}).get("TaskTemplate"):
                 continue
         if "label" in filters:
             labels = task.get("Labels") or {}

@@ -1,0 +1,87 @@
+"""`shoal-agent`: run a node's agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from agent.daemon import Agent, AgentConfig
+from runtime.config import RuntimeConfig
+
+
+async def _run(config: AgentConfig) -> None:
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main_task.cancel)
+    async with Agent(config) as agent:
+        click.echo(f"shoal-agent {agent.node_id} running", err=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent.run()
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--manager",
+    "managers",
+    multiple=True,
+    required=True,
+    help="host:port of a manager's API (repeat for each).",
+)
+@click.option("--token", required=True, help="A worker (or manager) join token.")
+@click.option(
+    "--containerd-socket",
+    type=click.Path(path_type=Path),
+    default=Path("/run/containerd/containerd.sock"),
+    show_default=True,
+)
+@click.option("--cgroup-parent", default="shoal", show_default=True)
+@click.option(
+    "--insecure-registry",
+    "insecure",
+    multiple=True,
+    help="A registry reached over plain HTTP (repeat for each).",
+)
+@click.option("--advertise-addr", default="", help="This node's address.")
+@click.option("--metrics-addr", default="", help="host:port for /metrics.")
+def main(
+    data_dir: Path,
+    managers: tuple[str, ...],
+    token: str,
+    containerd_socket: Path,
+    cgroup_parent: str,
+    insecure: tuple[str, ...],
+    advertise_addr: str,
+    metrics_addr: str,
+) -> None:
+    """Run a Shoal agent: this node's tasks, through containerd.
+
+    \b
+    Example:
+      shoal-agent --data-dir /var/lib/shoal/agent --manager 198.18.0.11:2377 --token SWMTKN-1-...
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runtime = RuntimeConfig(
+        socket=containerd_socket,
+        state_dir=data_dir / "runtime",
+        cgroup_parent=cgroup_parent,
+        insecure_registries=frozenset(insecure),
+    )
+    config = AgentConfig(
+        data_dir=data_dir,
+        managers=managers,
+        token=token,
+        runtime=runtime,
+        advertise_addr=advertise_addr,
+        metrics_addr=metrics_addr,
+    )
+    asyncio.run(_run(config))

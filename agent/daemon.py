@@ -1,0 +1,159 @@
+"""The agent daemon: joins with a token, keeps a session with the managers and
+runs this node's tasks through the runtime. `async with Agent(cfg) as a:
+await a.run()`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from agent.session import ManagerSession, SessionError, retry_forever
+from agent.worker import Worker
+from runtime.config import RuntimeConfig
+from runtime.driver import ContainerdRuntime
+
+Obj = dict[str, Any]
+REPORT_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    data_dir: Path
+    managers: tuple[str, ...]
+    token: str
+    runtime: RuntimeConfig
+    advertise_addr: str = ""
+    metrics_addr: str = ""  # host:port for /metrics; "" for none
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def describe(labels: dict[str, str]) -> Obj:
+    return {
+        "Hostname": socket.gethostname(),
+        "Platform": {"Architecture": platform.machine(), "OS": "linux"},
+        "Resources": {
+            "NanoCPUs": (os.cpu_count() or 1) * 1_000_000_000,
+            "MemoryBytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        },
+        "Engine": {"EngineVersion": "shoal", "Labels": labels, "Plugins": []},
+    }
+
+
+class _AgentCollector(Collector):
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        states = Counter(r.controller.state for r in self.agent.worker.runners.values())
+        tasks = GaugeMetricFamily(
+            "swarm_agent_tasks", "Tasks on this node by state", labels=["state"]
+        )
+        for state, count in sorted(states.items()):
+            tasks.add_metric([state], float(count))
+        yield tasks
+        session = GaugeMetricFamily("swarm_agent_session_up", "1 while a manager answers")
+        session.add_metric([], 1.0 if self.agent.session_up else 0.0)
+        yield session
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.runtime = ContainerdRuntime(config.runtime)
+        self.session = ManagerSession(list(config.managers))
+        self.pending: list[Obj] = []
+        self.worker = Worker(self.runtime, self.pending.append)
+        self.node_id = ""
+        self.session_up = False
+        self.registry = CollectorRegistry()
+        self.registry.register(_AgentCollector(self))
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Agent:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.runtime.open()
+        id_file = self.config.data_dir / "node-id"
+        known = id_file.read_text().strip() if id_file.exists() else ""
+        self.node_id = await retry_forever(
+            "register",
+            lambda: self.session.register(
+                self.config.token, known, describe(self.config.labels), self.config.advertise_addr
+            ),
+        )
+        id_file.write_text(self.node_id)
+        self.session_up = True
+        if self.config.metrics_addr:
+            await self._serve_metrics()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.worker.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.session.close()
+        await self.runtime.close()
+
+    async def _serve_metrics(self) -> None:
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        host, _, port = self.config.metrics_addr.rpartition(":")
+        await web.TCPSite(self._runner, host, int(port)).start()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._heartbeats())
+            group.create_task(self._assignments())
+            group.create_task(self._reports())
+
+    async def _heartbeats(self) -> None:
+        period = 1.0
+        while True:
+            try:
+                period = await self.session.heartbeat(self.node_id)
+                self.session_up = True
+            except SessionError:
+                self.session_up = False
+            await asyncio.sleep(max(period / 2, 0.05))
+
+    async def _assignments(self) -> None:
+        index, tasks = await retry_forever(
+            "assignments", lambda: self.session.assignments(self.node_id, 0)
+        )
+        await self.worker.adopt_existing(tasks)
+        self.worker.assign(tasks)
+        while True:
+            try:
+                index, tasks = await self.session.assignments(self.node_id, index)
+            except SessionError:
+                await asyncio.sleep(0.5)
+                continue
+            self.worker.assign(tasks)
+
+    async def _reports(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_SECONDS)
+            if not self.pending:
+                continue
+            batch = list(self.pending)
+            try:
+                await self.session.report(self.node_id, batch)
+            except SessionError:
+                continue  # kept, sent with the next batch
+            del self.pending[: len(batch)]

@@ -1,0 +1,71 @@
+"""The agent's side of its session with the managers (HTTP to the dispatcher):
+register, heartbeat, long-poll assignments, report status. Any manager will
+do; on failure the next one in the list is tried."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+Obj = dict[str, Any]
+
+
+class SessionError(ConnectionError):
+    """No manager answered; the message says which were tried."""
+
+
+class ManagerSession:
+    def __init__(self, managers: list[str], timeout: float = 15.0) -> None:
+        self.managers = list(managers)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        errors = []
+        for manager in list(self.managers):
+            try:
+                async with self._http.request(method, f"http://{manager}{path}", **kw) as reply:
+                    body = await reply.json(content_type=None)
+                    if reply.status == 200:
+                        # The manager that answered goes first next time.
+                        self.managers.remove(manager)
+                        self.managers.insert(0, manager)
+                        return body
+                    errors.append(f"{manager}: {(body or {}).get('message', reply.status)}")
+                    if reply.status == 400:
+                        break  # a refusal, not an outage: another manager says the same
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                errors.append(f"{manager}: {exc or type(exc).__name__}")
+        raise SessionError("; ".join(errors) or "no managers configured")
+
+    async def register(self, token: str, node_id: str, description: Obj, addr: str) -> str:
+        body = {"JoinToken": token, "NodeID": node_id, "Description": description, "Addr": addr}
+        answer = await self._call("POST", "/shoal/dispatcher/register", json=body)
+        return str(answer["NodeID"])
+
+    async def heartbeat(self, node_id: str) -> float:
+        answer = await self._call("POST", "/shoal/dispatcher/heartbeat", json={"NodeID": node_id})
+        return float(answer.get("Period") or 5e9) / 1e9
+
+    async def assignments(self, node_id: str, index: int) -> tuple[int, list[Obj]]:
+        params = {"node": node_id, "index": str(index)}
+        answer = await self._call("GET", "/shoal/dispatcher/assignments", params=params)
+        return int(answer["Index"]), list(answer["Tasks"])
+
+    async def report(self, node_id: str, updates: list[Obj]) -> None:
+        await self._call(
+            "POST", "/shoal/dispatcher/status", json={"NodeID": node_id, "Updates": updates}
+        )
+
+
+async def retry_forever(what: str, call: Any, pause: float = 1.0) -> Any:
+    """Keep trying a session call: managers come and go, the agent stays."""
+    while True:
+        try:
+            return await call()
+        except SessionError:
+            await asyncio.sleep(pause)

@@ -1,0 +1,189 @@
+"""The agent's worker: one runner per assigned task, feeding the task's
+controller with what happens and carrying out what it asks, through the
+runtime. Containers are named by task ID and labelled, so a restarted agent
+adopts the ones still running and removes those it no longer holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from agent.controller import (
+    TERMINAL,
+    Assigned,
+    Event,
+    Exited,
+    Instruction,
+    Prepare,
+    Prepared,
+    PrepareFailed,
+    Remove,
+    Report,
+    ShutdownRequested,
+    Start,
+    Started,
+    StartFailed,
+    Stop,
+    TaskController,
+)
+from api.container_spec import ContainerSpec, Limits
+from runtime.protocol import ContainerConfig, ContainerRuntime
+
+Obj = dict[str, Any]
+TASK_LABEL = "shoal.task.id"
+SERVICE_LABEL = "shoal.service.id"
+log = logging.getLogger("shoal.agent")
+
+
+def now() -> str:
+    stamp = datetime.now(UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond * 1000:09d}Z"
+
+
+def desired_running(task: Obj) -> bool:
+    return str(task.get("DesiredState") or "running") in ("running", "ready", "accepted")
+
+
+def container_config(task: Obj) -> ContainerConfig:
+    template = task.get("Spec") or {}
+    spec = msgspec.convert(template.get("ContainerSpec") or {}, ContainerSpec, strict=False)
+    limits = msgspec.convert(
+        ((template.get("Resources") or {}).get("Limits") or {}), Limits, strict=False
+    )
+    labels = {TASK_LABEL: task["ID"], SERVICE_LABEL: str(task.get("ServiceID", ""))}
+    return ContainerConfig(task["ID"], spec, limits=limits, labels=labels)
+
+
+class TaskRunner:
+    def __init__(self, task: Obj, runtime: ContainerRuntime, report: Callable[[Obj], None]) -> None:
+        self.task = task
+        self.runtime = runtime
+        self.report = report
+        self.controller = TaskController(task["ID"])
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.pid = 0
+        self.exit_code: int | None = None
+        self.stopping = False  # a shutdown was asked for already
+        self.gone = False  # the task left the cluster: remove the container when it ends
+        self._waiter: asyncio.Task[None] | None = None
+
+    def shut_down(self, gone: bool = False) -> None:
+        self.gone = self.gone or gone
+        if not self.stopping:
+            self.stopping = True
+            self.events.put_nowait(ShutdownRequested())
+
+    def adopt(self, running: bool) -> None:
+        """A container of this task survived an agent restart."""
+        self.controller.state = "running" if running else "starting"
+        self._waiter = asyncio.create_task(self._wait_exit())
+
+    async def run(self) -> None:
+        while True:
+            event = await self.events.get()
+            for instruction in self.controller.handle(event):
+                await self._carry_out(instruction)
+            if self.gone and self.controller.state in TERMINAL:
+                await self._carry_out(Remove())
+                return
+
+    async def _carry_out(self, instruction: Instruction) -> None:
+        task_id = self.task["ID"]
+        match instruction:
+            case Report(state=state, message=message, err=err, exit_code=code):
+                status: Obj = {"Timestamp": now(), "State": state, "Message": message}
+                if err:
+                    status["Err"] = err
+                container: Obj = {"ContainerID": task_id, "PID": self.pid}
+                if code is not None:
+                    container["ExitCode"] = code
+                status["ContainerStatus"] = container
+                self.report({"TaskID": task_id, "Status": status})
+            case Prepare():
+                try:
+                    config = container_config(self.task)
+                    await self.runtime.pull(config.spec.image)
+                    await self.runtime.create(config)
+                except Exception as exc:  # every failure of a user's task is reported
+                    self.events.put_nowait(PrepareFailed(str(exc)))
+                else:
+                    self.events.put_nowait(Prepared())
+            case Start():
+                try:
+                    self.pid = await self.runtime.start(task_id)
+                except Exception as exc:
+                    self.events.put_nowait(StartFailed(str(exc)))
+                else:
+                    self._waiter = asyncio.create_task(self._wait_exit())
+                    self.events.put_nowait(Started(self.pid))
+            case Stop():
+                with contextlib.suppress(Exception):
+                    await self.runtime.stop(task_id)
+            case Remove():
+                with contextlib.suppress(Exception):
+                    await self.runtime.delete(task_id)
+
+    async def _wait_exit(self) -> None:
+        try:
+            status = await self.runtime.wait(self.task["ID"])
+        except Exception as exc:
+            log.warning("task %s: lost its container: %s", self.task["ID"], exc)
+            self.events.put_nowait(Exited(255))
+            return
+        self.exit_code = status.exit_code
+        self.events.put_nowait(Exited(status.exit_code, status.oom_killed))
+
+
+class Worker:
+    """Keeps this node's containers in line with its assignments."""
+
+    def __init__(self, runtime: ContainerRuntime, report: Callable[[Obj], None]) -> None:
+        self.runtime = runtime
+        self.report = report
+        self.runners: dict[str, TaskRunner] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def adopt_existing(self, assigned: list[Obj]) -> None:
+        """After a restart: keep containers of tasks we still hold, remove the rest."""
+        wanted = {t["ID"]: t for t in assigned if desired_running(t)}
+        for container in await self.runtime.list_containers():
+            task = wanted.get(container.id)
+            if task is None or container.state not in ("running", "created"):
+                with contextlib.suppress(Exception):
+                    await self.runtime.delete(container.id)
+                continue
+            runner = self._start_runner(task)
+            runner.adopt(container.state == "running")
+
+    def _start_runner(self, task: Obj) -> TaskRunner:
+        runner = TaskRunner(task, self.runtime, self.report)
+        self.runners[task["ID"]] = runner
+        self._tasks[task["ID"]] = asyncio.create_task(runner.run())
+        return runner
+
+    def assign(self, tasks: list[Obj]) -> None:
+        seen = set()
+        for task in tasks:
+            seen.add(task["ID"])
+            runner = self.runners.get(task["ID"])
+            if runner is None:
+                if not desired_running(task):
+                    continue  # never started here, and no longer wanted
+                runner = self._start_runner(task)
+                runner.events.put_nowait(Assigned())
+            elif not desired_running(task):
+                runner.shut_down()
+        for task_id in list(self.runners):
+            if task_id not in seen:  # the task is gone from the cluster: clean up
+                self.runners.pop(task_id).shut_down(gone=True)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
