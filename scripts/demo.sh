@@ -33,17 +33,16 @@ done
 echo
 first=$($C lab status "$LAB" --format json | .venv/bin/python -c \
   "import json,sys; print(json.load(sys.stdin)['hosts'][0]['address'])")
-echo "== three managers, one Raft cluster (any of them answers the Docker API)"
-DOCKER="docker -H tcp://$first:2377"
-if command -v docker >/dev/null; then
-  $DOCKER node ls
-else
-  .venv/bin/python -c "import json, urllib.request as u
-for n in json.load(u.urlopen('http://$first:2377/nodes')):
-    s = n['ManagerStatus']; print(n['Description']['Hostname'], 'Leader' if s['Leader'] else s['Reachability'])"
-fi
+DOCKER="/usr/bin/docker -H tcp://$first:2377"
+echo "== three managers (one Raft cluster) and an agent on every host"
+$DOCKER node ls
+echo
+echo "== a replicated service: 3 tasks, placed by the scheduler, run by the agents through containerd"
+$DOCKER service create --name hello --replicas 3 --stop-grace-period 1s --update-monitor 1s \
+  "$first:5000/library/busybox:latest" sh -c 'echo hello from $(hostname); sleep 100000'
+$DOCKER service ps hello
 echo
 echo "Look around:  .venv/bin/clusterctl lab status $LAB"
-echo "              $DOCKER node ls      (Debian's docker.io client)"
+echo "              $DOCKER service ps hello"
 echo "              .venv/bin/clusterctl lab exec --lab $LAB h2 -- ip addr"
 echo "Take it down: .venv/bin/clusterctl lab down $LAB"
