@@ -70,6 +70,9 @@ def two_managers_share_one_etcd(tmp_path: Path, etcd: str) -> None:
         while docker(first, "swarm", "init").returncode != 0:
             assert time.monotonic() < deadline, "the first manager never answered"
             time.sleep(0.3)
+        while docker(second, "info").returncode != 0:
+            assert time.monotonic() < deadline, "the second manager never answered"
+            time.sleep(0.3)
         created = docker(second, "service", "create", "--detach", "--name", "onetcd", "busybox")
         assert created.returncode == 0, created.stderr
         assert "onetcd" in docker(first, "service", "ls").stdout
