@@ -132,7 +132,10 @@ class Manager:
         if cfg.force_new_cluster:
             if not key_file.exists():
                 raise ManagerError(f"--force-new-cluster: {cfg.data_dir} holds no cluster")
-            self._seed = force_new_cluster(cfg.data_dir, key_file.read_text().strip(), self.node_id)
+            # In a thread: the replay blocks, and SIGTERM must still stop us.
+            self._seed = await asyncio.to_thread(
+                force_new_cluster, cfg.data_dir, key_file.read_text().strip(), self.node_id
+            )
             peers = []
         key = _read_or_create(key_file, secrets.token_urlsafe(32))
         raft = RaftConfig(cfg.raft_address, tuple(peers), cfg.data_dir / "raft", password=key)
@@ -287,7 +290,10 @@ class Manager:
 
         app.router.add_get("/metrics", metrics)
         app.router.add_get(COMMIT_INDEX_PATH, commit_index)
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # Long polls (agents' assignments) must not hold a stopping manager for long.
+        self.runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         await self.runner.setup()
         host, port = _split(cfg.listen_addr)
         await web.TCPSite(self.runner, host, port).start()

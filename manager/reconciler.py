@@ -116,6 +116,9 @@ class Reconciler:
         def orchestrate(tx: WriteTx) -> None:
             nodes = tx.all("node")
             eligible = [n["ID"] for n in nodes if eligible_for_global(n)]
+            drained = frozenset(
+                n["ID"] for n in nodes if (n.get("Spec") or {}).get("Availability") == "drain"
+            )
             ids = {s["ID"] for s in tx.all("service")} if all_nodes else service_ids
             for service_id in ids:
                 service = tx.get("service", service_id)
@@ -129,7 +132,7 @@ class Reconciler:
                 if "Global" in mode:
                     plan = plan_global(service, tasks, eligible)
                 elif "Replicated" in mode:
-                    plan = plan_replicated(service, tasks)
+                    plan = plan_replicated(service, tasks, drained)
                 else:
                     continue  # jobs arrive with the service lifecycle work
                 by_id = {t["ID"]: t for t in tasks}

@@ -48,14 +48,15 @@ def _replay(raft_dir: Path, password: str) -> StoreState:
         f"127.0.0.1:{_free_loopback_port()}", [], conf=conf, consumers=[_ReplicatedStore(state)]
     )
     try:
-        # pysyncobj replays its journal up to the commit index it recorded; the
-        # old members are gone, so nothing beyond it can ever be committed.
+        # pysyncobj replays its journal up to the commit index it recorded (the
+        # old members are gone, so nothing more will commit). Wait until that
+        # stops moving; _apply_tail then takes the rest of the log.
         deadline = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
-        settled = 0
-        while settled < 10:
-            status = syncobj.getStatus()
-            caught_up = int(status["last_applied"]) >= int(status["commit_idx"])
-            settled = settled + 1 if caught_up else 0
+        last, settled = -1, 0
+        while settled < 20:
+            applied = int(syncobj.getStatus()["last_applied"])
+            settled = settled + 1 if applied == last else 0
+            last = applied
             if time.monotonic() > deadline:
                 raise RuntimeError("replaying the old Raft log did not finish")
             time.sleep(0.03)

@@ -74,15 +74,21 @@ def restart_condition(service: Obj) -> str:
     return str((template.get("RestartPolicy") or {}).get("Condition") or "any")
 
 
-def _slot_plan(service: Obj, tasks: list[Obj], wanted: bool) -> tuple[list[Change], bool]:
+def _slot_plan(
+    service: Obj, tasks: list[Obj], wanted: bool, drained: frozenset[str] = frozenset()
+) -> tuple[list[Change], bool]:
     """Changes for one slot (or one node of a global service), and whether a
-    new task must be created in it."""
+    new task must be created in it. Tasks on drained nodes are moved away."""
     live = [t for t in tasks if desired_running(t)]
     if not wanted:
         return [StopTask(t["ID"], "remove") for t in live], False
+    on_drained = [t for t in live if t.get("NodeID") in drained]
+    live = [t for t in live if t.get("NodeID") not in drained]
     active = [t for t in live if observed(t) not in ENDED]
     ended = [t for t in live if observed(t) in ENDED]
-    changes: list[Change] = [StopTask(t["ID"], "shutdown") for t in ended]
+    changes: list[Change] = [StopTask(t["ID"], "shutdown") for t in on_drained + ended]
+    if on_drained and not active:
+        return changes, True
     changes += [StopTask(t["ID"], "shutdown") for t in active[1:]]  # one task a slot
     if active:
         return changes, False
@@ -103,7 +109,9 @@ def _history(tasks: list[Obj]) -> list[Change]:
     return [DeleteTask(t["ID"]) for t in dead[HISTORY_PER_SLOT:]]
 
 
-def plan_replicated(service: Obj, tasks: list[Obj]) -> list[Change]:
+def plan_replicated(
+    service: Obj, tasks: list[Obj], drained: frozenset[str] = frozenset()
+) -> list[Change]:
     mode = (service.get("Spec") or {}).get("Mode") or {}
     replicas = int((mode.get("Replicated") or {}).get("Replicas") or 0)
     by_slot: dict[int, list[Obj]] = {}
@@ -113,7 +121,7 @@ def plan_replicated(service: Obj, tasks: list[Obj]) -> list[Change]:
     for slot in sorted(set(by_slot) | set(range(1, replicas + 1))):
         slot_tasks = by_slot.get(slot, [])
         wanted = 1 <= slot <= replicas
-        slot_changes, create = _slot_plan(service, slot_tasks, wanted)
+        slot_changes, create = _slot_plan(service, slot_tasks, wanted, drained)
         changes += slot_changes
         if create:
             changes.append(CreateTask(service["ID"], slot, ""))

@@ -171,3 +171,24 @@ async def test_removing_a_service_removes_its_tasks(store: Store) -> None:
     await until(lambda: len(live_tasks(store, "gone")) == 2)
     await store.update(lambda tx: tx.delete("service", "gone"))
     await until(lambda: live_tasks(store, "gone") == [])
+
+
+async def test_draining_a_node_moves_its_tasks_and_pause_keeps_them(store: Store) -> None:
+    await store.update(
+        lambda tx: tx.create("service", service("mover", {"Replicated": {"Replicas": 3}}))
+    )
+    await until(lambda: placement(store, "mover") == Counter({"n1": 1, "n2": 1, "n3": 1}))
+
+    def availability(node_id: str, value: str) -> Any:
+        def change(tx: WriteTx) -> None:
+            node = tx.get("node", node_id)
+            assert node is not None
+            node["Spec"]["Availability"] = value
+            tx.update("node", node)
+
+        return change
+
+    await store.update(availability("n2", "pause"))
+    await store.update(availability("n1", "drain"))
+    # n1's task moves, and only to n3: the paused n2 takes nothing new but keeps its own.
+    await until(lambda: placement(store, "mover") == Counter({"n2": 1, "n3": 2}))

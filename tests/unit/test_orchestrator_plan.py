@@ -162,3 +162,9 @@ def test_spread_placement_preference_balances_label_values() -> None:
     decisions = plan_schedule([pending(f"t{i}", i, Preferences=prefs) for i in range(4)], nodes, {})
     racks = [d.node_id[0] for d in decisions if isinstance(d, Assign)]
     assert sorted(racks) == ["a", "a", "b", "b"]
+
+
+def test_tasks_on_a_drained_node_move_elsewhere() -> None:
+    tasks = [task("a", 1, node="n1"), task("b", 2, node="drained")]
+    plan = plan_replicated(service(2), tasks, frozenset({"drained"}))
+    assert plan == [StopTask("b", "shutdown"), CreateTask("s", 2, "")]
