@@ -75,7 +75,7 @@ class TaskRunner:
 
     def shut_down(self, gone: bool = False) -> None:
         self.gone = self.gone or gone
-        if not self.stopping:
+        if not self.stopping or gone:  # gone: wake the runner so it removes the container
             self.stopping = True
             self.events.put_nowait(ShutdownRequested())
 

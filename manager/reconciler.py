@@ -17,6 +17,7 @@ from typing import Any
 
 from manager.http.lookup import new_id
 from manager.orchestrator.plan import (
+    ENDED,
     CreateTask,
     DeleteTask,
     StopTask,
@@ -103,6 +104,7 @@ class Reconciler:
         """One pass; store refusals (conflicts, no quorum) wait for the next."""
         phases = (
             partial(self._orchestrate, service_ids, all_nodes),
+            self._reap,
             self._allocate,
             self._schedule,
         )
@@ -145,6 +147,18 @@ class Reconciler:
                         tx.delete("task", change.task_id)
 
         await self.store.update(orchestrate)
+
+    async def _reap(self) -> None:
+        """Tasks meant to go (scaled away, service removed) leave the store once
+        they ended or never reached a node; their agents then delete the containers."""
+
+        def reap(tx: WriteTx) -> None:
+            for task in tx.find("task", "desired_state", "remove"):
+                state = (task.get("Status") or {}).get("State")
+                if state in ENDED or not task.get("NodeID"):
+                    tx.delete("task", task["ID"])
+
+        await self.store.update(reap)
 
     async def _allocate(self) -> None:
         def allocate(tx: WriteTx) -> None:

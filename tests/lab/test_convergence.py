@@ -67,9 +67,10 @@ def wait_for(check: object, what: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-async def containers_on(lab: LabSpec, host: int) -> list[str]:
+async def containers_on(lab: LabSpec, host: int, every: bool = False) -> list[str]:
+    """Running containers on a host (stopped ones too, with every)."""
     async with ContainerdRuntime(runtime_config(lab, lab.host(host))) as runtime:
-        return [c.id for c in await runtime.list_containers() if c.state == "running"]
+        return [c.id for c in await runtime.list_containers() if every or c.state == "running"]
 
 
 def test_replicas_spread_run_and_follow_scaling(cluster: LabSpec) -> None:
@@ -98,12 +99,14 @@ def test_replicas_spread_run_and_follow_scaling(cluster: LabSpec) -> None:
     docker(cluster, "service", "scale", "web=3")
     wait_for(lambda: sum(running_by_host(cluster, "web").values()) == 3, "scale down")
     wait_for(
-        lambda: sum(len(asyncio.run(containers_on(cluster, h))) for h in (1, 2, 3)) == 3,
+        lambda: (
+            sum(len(asyncio.run(containers_on(cluster, h, every=True))) for h in (1, 2, 3)) == 3
+        ),
         "containers of removed tasks are gone",
     )
     docker(cluster, "service", "rm", "web")
     wait_for(
-        lambda: all(not asyncio.run(containers_on(cluster, h)) for h in (1, 2, 3)),
+        lambda: all(not asyncio.run(containers_on(cluster, h, every=True)) for h in (1, 2, 3)),
         "service rm leaves no container",
     )
 
