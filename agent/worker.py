@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -32,6 +31,7 @@ from agent.controller import (
     Stop,
     TaskController,
 )
+from api.base import now_time as now
 from api.container_spec import ContainerSpec, Limits
 from runtime.protocol import ContainerConfig, ContainerRuntime
 
@@ -39,11 +39,6 @@ Obj = dict[str, Any]
 TASK_LABEL = "shoal.task.id"
 SERVICE_LABEL = "shoal.service.id"
 log = logging.getLogger("shoal.agent")
-
-
-def now() -> str:
-    stamp = datetime.now(UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond * 1000:09d}Z"
 
 
 def desired_running(task: Obj) -> bool:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from api.task import TaskState
+from manager.orchestrator.plan import state_rank
 from manager.store.proposer import NoLeader
 from manager.store.state import StoreError
 from manager.store.store import Store, WriteTx
@@ -26,13 +27,6 @@ Obj = dict[str, Any]
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 MISSED_HEARTBEATS = 3
 FLUSH_SECONDS = 0.05
-
-
-def _rank(state: str) -> int:
-    try:
-        return int(TaskState.from_json(state))
-    except (KeyError, ValueError):
-        return -1
 
 
 def heartbeat_period(store: Store) -> float:
@@ -73,7 +67,7 @@ class Dispatcher:
                 return
             for task in tx.find("task", "node", node_id):
                 status = task.get("Status") or {}
-                if _rank(str(status.get("State"))) < int(TaskState.COMPLETE):
+                if state_rank(str(status.get("State"))) < int(TaskState.COMPLETE):
                     task["Status"] = {**status, "State": "orphaned", "Message": "node is down"}
                     tx.update("task", task, check_version=False)
 
@@ -125,7 +119,7 @@ class Dispatcher:
             if task is None or task.get("NodeID") != node_id:
                 continue  # not this node's task (any more): ignore its word
             current = str((task.get("Status") or {}).get("State") or "new")
-            if _rank(str(status.get("State"))) < _rank(current):
+            if state_rank(str(status.get("State"))) < state_rank(current):
                 continue  # observed states only move forward
             task["Status"] = status
             tx.update("task", task, check_version=False)

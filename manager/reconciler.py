@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from manager.http.lookup import new_id
+from api.base import new_id
+from api.base import now_time as now
 from manager.orchestrator.plan import (
     ENDED,
     CreateTask,
@@ -33,11 +33,6 @@ from manager.store.store import Store, WatchTooOld, WriteTx
 Obj = dict[str, Any]
 log = logging.getLogger("shoal.manager.reconciler")
 DEBOUNCE_SECONDS = 0.01
-
-
-def now() -> str:
-    stamp = datetime.now(UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond * 1000:09d}Z"
 
 
 def eligible_for_global(node: Obj) -> bool:

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-import string
-
+from api.base import new_id
 from manager.http.framework import APIError, bad_request, not_found
 from manager.store.store import ReadTx
 from manager.store.tables import Obj, object_id
-
-_BASE36 = string.digits + string.ascii_lowercase
-
-
-def new_id() -> str:
-    """25 lowercase base36 characters, as swarmkit's identity.NewID."""
-    return "".join(secrets.choice(_BASE36) for _ in range(25))
 
 
 def name_of(table: str, obj: Obj) -> str:

@@ -54,7 +54,7 @@ class DeleteTask:
 Change = CreateTask | StopTask | DeleteTask
 
 
-def _rank(state: str) -> int:
+def state_rank(state: str) -> int:
     try:
         return int(TaskState.from_json(state))
     except (KeyError, ValueError):
@@ -62,7 +62,7 @@ def _rank(state: str) -> int:
 
 
 def desired_running(task: Obj) -> bool:
-    return _rank(str(task.get("DesiredState") or "running")) <= int(TaskState.RUNNING)
+    return state_rank(str(task.get("DesiredState") or "running")) <= int(TaskState.RUNNING)
 
 
 def observed(task: Obj) -> str:

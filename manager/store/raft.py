@@ -22,6 +22,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import FAIL_REASON
 
+from api.base import now_time
 from manager.store.proposer import NoLeader
 from manager.store.state import Action, BatchResult, StoreState, encode_entry
 
@@ -187,9 +188,7 @@ class RaftProposer:
         taken: list[tuple[list[Action], asyncio.Future[BatchResult]]],
         done: Callable[[], None],
     ) -> None:
-        from manager.store.store import now_rfc3339
-
-        payload = encode_entry(now_rfc3339(), [actions for actions, _ in taken])
+        payload = encode_entry(now_time(), [actions for actions, _ in taken])
         loop = self._loop
         assert loop is not None and self.syncobj is not None
         released = False
@@ -222,8 +221,6 @@ class RaftProposer:
 
     async def propose_restore(self, snapshot: bytes) -> None:
         """Seed the log with a whole store (after --force-new-cluster)."""
-        from manager.store.store import now_rfc3339
-
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
 
@@ -232,7 +229,7 @@ class RaftProposer:
                 lambda: future.done() or future.set_result(error)  # type: ignore[func-returns-value]
             )
 
-        self._consumer.apply_entry(encode_entry(now_rfc3339(), [], snapshot), callback=callback)
+        self._consumer.apply_entry(encode_entry(now_time(), [], snapshot), callback=callback)
         error = await asyncio.wait_for(future, 30)
         if error != FAIL_REASON.SUCCESS:
             raise NoLeader(f"seeding the new cluster failed ({error})")

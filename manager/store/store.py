@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
+from api.base import now_time as now_rfc3339
 from manager.store.proposer import Proposer
 from manager.store.state import Action, Change, StoreState
 from manager.store.tables import Obj, object_id
@@ -24,11 +24,6 @@ T = TypeVar("T")
 
 class WatchTooOld(Exception):
     """The change log no longer reaches back to the asked index: list again."""
-
-
-def now_rfc3339() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
 
 
 class ReadTx:

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from api.base import now_time as now_rfc3339
 from manager.store.etcd import EtcdProposer
 from manager.store.proposer import MemoryProposer, NoLeader
 from manager.store.state import Action, BatchResult, StoreState
-from manager.store.store import Store, WriteTx, now_rfc3339
+from manager.store.store import Store, WriteTx
 from tests.store.backends import EtcdServer, etcd_server, wait_for_one_leader
 
 
