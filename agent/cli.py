@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from agent.daemon import Agent, AgentConfig
+from agent.identity import JoinRefused
 from runtime.config import RuntimeConfig
 
 
@@ -20,10 +21,13 @@ async def _run(config: AgentConfig) -> None:
     assert main_task is not None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, main_task.cancel)
-    async with Agent(config) as agent:
-        click.echo(f"shoal-agent {agent.node_id} running", err=True)
-        with contextlib.suppress(asyncio.CancelledError):
-            await agent.run()
+    try:
+        async with Agent(config) as agent:
+            click.echo(f"shoal-agent {agent.node_id} running", err=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent.run()
+    except JoinRefused as exc:
+        raise click.ClickException(f"cannot join the cluster: {exc}") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +39,15 @@ async def _run(config: AgentConfig) -> None:
     required=True,
     help="host:port of a manager's API (repeat for each).",
 )
-@click.option("--token", required=True, help="A worker (or manager) join token.")
+@click.option(
+    "--token", default="", help="A worker join token (needed until the node has a certificate)."
+)
+@click.option(
+    "--manager-socket",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The unix socket of a manager on this host: the agent takes that node's identity.",
+)
 @click.option(
     "--containerd-socket",
     type=click.Path(path_type=Path),
@@ -55,6 +67,7 @@ def main(
     data_dir: Path,
     managers: tuple[str, ...],
     token: str,
+    manager_socket: Path | None,
     containerd_socket: Path,
     cgroup_parent: str,
     insecure: tuple[str, ...],
@@ -80,6 +93,7 @@ def main(
         data_dir=data_dir,
         managers=managers,
         token=token,
+        manager_socket=manager_socket,
         runtime=runtime,
         advertise_addr=advertise_addr,
         metrics_addr=metrics_addr,

@@ -146,14 +146,14 @@ class TaskController:
             case StartFailed(error=error) if self.state == "starting":
                 return [*self._to("failed", "starting failed", err=error), Remove()]
             case Exited(exit_code=code, oom_killed=oom) if self.state in ("starting", "running"):
-                if self.shutdown_wanted:
-                    return self._to("shutdown", "shutdown", exit_code=code)
+                if self.shutdown_wanted:  # nothing will run here again: no stale container
+                    return [*self._to("shutdown", "shutdown", exit_code=code), Remove()]
                 if code == 0 and not oom:
                     return self._to("complete", "finished", exit_code=0)
                 err = "task: OOM killed" if oom else f"task: non-zero exit ({code})"
                 return self._to("failed", "started", err=err, exit_code=code)
             case Stopped() if self.shutdown_wanted:
-                return self._to("shutdown", "shutdown")
+                return [*self._to("shutdown", "shutdown"), Remove()]
         return []
 
     def _shutdown(self) -> list[Instruction]:

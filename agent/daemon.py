@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from agent.identity import JoinMethod, NodeIdentity
 from agent.session import ManagerSession, SessionError, retry_forever
 from agent.worker import Worker
 from runtime.config import RuntimeConfig
@@ -32,8 +33,9 @@ REPORT_SECONDS = 0.05
 class AgentConfig:
     data_dir: Path
     managers: tuple[str, ...]
-    token: str
+    token: str  # used once, for the first certificate
     runtime: RuntimeConfig
+    manager_socket: Path | None = None  # a manager on this host gives its node's certificate
     advertise_addr: str = ""
     metrics_addr: str = ""  # host:port for /metrics; "" for none
     labels: dict[str, str] = field(default_factory=dict)
@@ -72,7 +74,11 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.runtime = ContainerdRuntime(config.runtime)
-        self.session = ManagerSession(list(config.managers))
+        self.identity = NodeIdentity(
+            config.data_dir / "certificates",
+            JoinMethod(config.managers, config.token, config.manager_socket, config.advertise_addr),
+        )
+        self.session: ManagerSession | None = None
         self.pending: list[Obj] = []
         self.worker = Worker(self.runtime, self.pending.append)
         self.node_id = ""
@@ -83,16 +89,14 @@ class Agent:
 
     async def __aenter__(self) -> Agent:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        tls = await self.identity.obtain()
+        self.session = session = ManagerSession(list(self.config.managers), tls)
         await self.runtime.open()
-        id_file = self.config.data_dir / "node-id"
-        known = id_file.read_text().strip() if id_file.exists() else ""
         self.node_id = await retry_forever(
             "register",
-            lambda: self.session.register(
-                self.config.token, known, describe(self.config.labels), self.config.advertise_addr
-            ),
+            lambda: session.register(describe(self.config.labels), self.config.advertise_addr),
         )
-        id_file.write_text(self.node_id)
+        (self.config.data_dir / "node-id").write_text(self.node_id)
         self.session_up = True
         if self.config.metrics_addr:
             await self._serve_metrics()
@@ -102,7 +106,8 @@ class Agent:
         await self.worker.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.session.close()
+        if self.session is not None:
+            await self.session.close()
         await self.runtime.close()
 
     async def _serve_metrics(self) -> None:
@@ -123,24 +128,29 @@ class Agent:
             group.create_task(self._reports())
 
     async def _heartbeats(self) -> None:
+        assert self.session is not None
         period = 1.0
         while True:
             try:
-                period = await self.session.heartbeat(self.node_id)
+                beat = await self.session.heartbeat(self.node_id)
+                period = beat.period
                 self.session_up = True
+                await self.identity.renew_if_due(self.session.managers, beat.role)
             except SessionError:
                 self.session_up = False
             await asyncio.sleep(max(period / 2, 0.05))
 
     async def _assignments(self) -> None:
+        session = self.session
+        assert session is not None
         index, tasks = await retry_forever(
-            "assignments", lambda: self.session.assignments(self.node_id, 0)
+            "assignments", lambda: session.assignments(self.node_id, 0)
         )
         await self.worker.adopt_existing(tasks)
         self.worker.assign(tasks)
         while True:
             try:
-                index, tasks = await self.session.assignments(self.node_id, index)
+                index, tasks = await session.assignments(self.node_id, index)
             except SessionError:
                 await asyncio.sleep(0.5)
                 continue
@@ -153,6 +163,7 @@ class Agent:
                 continue
             batch = list(self.pending)
             try:
+                assert self.session is not None
                 await self.session.report(self.node_id, batch)
             except SessionError:
                 continue  # kept, sent with the next batch

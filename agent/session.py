@@ -1,10 +1,13 @@
-"""The agent's side of its session with the managers (HTTP to the dispatcher):
-register, heartbeat, long-poll assignments, report status. Any manager will
-do; on failure the next one in the list is tried."""
+"""The agent's side of its session with the managers (HTTPS with the node's
+certificate, to the dispatcher): register, heartbeat, long-poll assignments,
+report status. Any manager will do; on failure the next one in the list is
+tried."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,9 +19,16 @@ class SessionError(ConnectionError):
     """No manager answered; the message says which were tried."""
 
 
+@dataclass(frozen=True)
+class Heartbeat:
+    period: float  # seconds until the next one is due
+    role: str  # the role the cluster wants this node in ("" if unknown)
+
+
 class ManagerSession:
-    def __init__(self, managers: list[str], timeout: float = 15.0) -> None:
+    def __init__(self, managers: list[str], tls: ssl.SSLContext, timeout: float = 15.0) -> None:
         self.managers = list(managers)
+        self.tls = tls  # the node's certificate; reloaded in place on renewal
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
 
     async def close(self) -> None:
@@ -28,7 +38,8 @@ class ManagerSession:
         errors = []
         for manager in list(self.managers):
             try:
-                async with self._http.request(method, f"http://{manager}{path}", **kw) as reply:
+                url = f"https://{manager}{path}"
+                async with self._http.request(method, url, ssl=self.tls, **kw) as reply:
                     body = await reply.json(content_type=None)
                     if reply.status == 200:
                         # The manager that answered goes first next time.
@@ -36,20 +47,20 @@ class ManagerSession:
                         self.managers.insert(0, manager)
                         return body
                     errors.append(f"{manager}: {(body or {}).get('message', reply.status)}")
-                    if reply.status == 400:
+                    if reply.status in (400, 401, 403):
                         break  # a refusal, not an outage: another manager says the same
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 errors.append(f"{manager}: {exc or type(exc).__name__}")
         raise SessionError("; ".join(errors) or "no managers configured")
 
-    async def register(self, token: str, node_id: str, description: Obj, addr: str) -> str:
-        body = {"JoinToken": token, "NodeID": node_id, "Description": description, "Addr": addr}
+    async def register(self, description: Obj, addr: str) -> str:
+        body = {"Description": description, "Addr": addr}
         answer = await self._call("POST", "/shoal/dispatcher/register", json=body)
         return str(answer["NodeID"])
 
-    async def heartbeat(self, node_id: str) -> float:
+    async def heartbeat(self, node_id: str) -> Heartbeat:
         answer = await self._call("POST", "/shoal/dispatcher/heartbeat", json={"NodeID": node_id})
-        return float(answer.get("Period") or 5e9) / 1e9
+        return Heartbeat(float(answer.get("Period") or 5e9) / 1e9, str(answer.get("Role") or ""))
 
     async def assignments(self, node_id: str, index: int) -> tuple[int, list[Obj]]:
         params = {"node": node_id, "index": str(index)}

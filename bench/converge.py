@@ -20,6 +20,7 @@ import aiohttp
 
 from lab.configs import manager_address, runtime_config
 from lab.lifecycle import lab_down, lab_up
+from lab.managers import lab_tls
 from lab.seed import busybox_reference
 from lab.spec import LabSpec
 from runtime.driver import ContainerdRuntime
@@ -65,8 +66,8 @@ def spec(lab: LabSpec, name: str, replicas: int) -> dict[str, object]:
 
 
 async def scenario(lab: LabSpec, sizes: list[int]) -> None:
-    api = f"http://{manager_address(lab.host(1))}"
-    async with aiohttp.ClientSession() as session:
+    api = f"https://{manager_address(lab.host(1))}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=lab_tls(lab))) as session:
         # Warm up: the image on every host (the peer's scenario imports it first).
         await session.post(f"{api}/services/create", json=spec(lab, "warm", 3))
         await until(partial(running_is, session, api, "warm", 3))

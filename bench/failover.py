@@ -18,7 +18,7 @@ import time
 
 import aiohttp
 
-from bench.managers_lab import api_url, leader_host, managers_lab, request
+from bench.managers_lab import api_url, lab_connector, leader_host, managers_lab, request
 from lab.configs import manager_address
 from lab.services import service_pid
 from lab.spec import LabSpec
@@ -26,7 +26,7 @@ from lab.spec import LabSpec
 
 async def one_failover(lab: LabSpec, run: int) -> tuple[float, float]:
     timeout = aiohttp.ClientTimeout(total=3)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=lab_connector(lab)) as session:
         leader = await leader_host(session, lab)
         others = [h for h in (1, 2, 3) if h != leader]
         pid = service_pid(lab, f"h{leader}/manager")

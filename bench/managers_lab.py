@@ -11,6 +11,7 @@ import aiohttp
 
 from lab.configs import manager_address
 from lab.lifecycle import lab_down, lab_up
+from lab.managers import lab_tls
 from lab.spec import LabSpec
 
 
@@ -24,7 +25,12 @@ def managers_lab(managers: int = 3) -> Iterator[LabSpec]:
 
 
 def api_url(lab: LabSpec, host: int) -> str:
-    return f"http://{manager_address(lab.host(host))}"
+    return f"https://{manager_address(lab.host(host))}"
+
+
+def lab_connector(lab: LabSpec, limit: int = 100) -> aiohttp.TCPConnector:
+    """Connections to the lab's managers with its admin certificate."""
+    return aiohttp.TCPConnector(limit=limit, ssl=lab_tls(lab))
 
 
 async def request(

@@ -16,14 +16,14 @@ import time
 
 import aiohttp
 
-from bench.managers_lab import api_url, managers_lab
+from bench.managers_lab import api_url, lab_connector, managers_lab
 from lab.spec import LabSpec
 
 
 async def run(lab: LabSpec, clients: int, seconds: float) -> tuple[int, list[float]]:
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=clients * 2)
+    connector = lab_connector(lab, limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def client(n: int) -> None:

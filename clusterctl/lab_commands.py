@@ -7,6 +7,8 @@ from dataclasses import asdict
 
 import click
 
+from clusterctl.cluster_commands import docker_hint
+from clusterctl.contexts import Context, Contexts
 from clusterctl.output import print_json, print_table, status_line
 from lab.configs import manager_address
 from lab.lifecycle import lab_down, lab_root, lab_up, list_labs, read_metadata
@@ -58,7 +60,12 @@ def lab_up_command(hosts: int, name: str, managers: int, underlay: str | None) -
         click.echo(
             f"managers: {', '.join(manager_address(spec.host(i)) for i in range(1, managers + 1))}"
         )
-        click.echo(f"docker CLI: docker -H tcp://{manager_address(spec.host(1))} node ls")
+        context = Context(f"lab-{spec.name}", manager_address(spec.host(1)), str(spec.client_certs))
+        contexts = Contexts()
+        contexts.save(context)
+        contexts.use(context.name)
+        click.echo(f"clusterctl context: {context.name} (in use; try: clusterctl node ls)")
+        click.echo(f"docker CLI: {docker_hint(context)}")
     click.echo(f"run a command in a host: clusterctl lab exec --lab {spec.name} h1 -- hostname")
     click.echo(f"remove the lab:          clusterctl lab down {spec.name}")
 
@@ -176,4 +183,7 @@ def lab_down_command(name: str) -> None:
       clusterctl lab down demo
     """
     found = lab_down(name)
+    contexts = Contexts()
+    if any(c.name == f"lab-{name}" for c in contexts.all()):
+        contexts.remove(f"lab-{name}")
     status_line(f"lab {name} removed" if found else f"lab {name}: nothing to remove")

@@ -11,11 +11,25 @@ import traceback
 
 import click
 
+from api.client import Unreachable
+from api.enroll import EnrollError
+from api.errors import ApiError
+from clusterctl.cluster_commands import cluster_group, context_group, node_group
+from clusterctl.contexts import ContextError
 from clusterctl.lab_commands import lab_group
 from lab.lifecycle import LabError
 from lab.spec import LabSpecError
 
-USER_ERRORS = (LabError, LabSpecError, FileNotFoundError, PermissionError)
+USER_ERRORS = (
+    LabError,
+    LabSpecError,
+    ContextError,
+    Unreachable,
+    ApiError,
+    EnrollError,
+    FileNotFoundError,
+    PermissionError,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +43,8 @@ def cli(debug: bool) -> None:
     """
 
 
-cli.add_command(lab_group)
+for group in (cluster_group, node_group, context_group, lab_group):
+    cli.add_command(group)
 
 
 def main(argv: list[str] | None = None) -> None:

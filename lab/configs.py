@@ -146,6 +146,20 @@ def manager_address(host: HostSpec) -> str:
     return f"{host.address}:{MANAGER_PORT}"
 
 
+def docker_tls_args(spec: LabSpec, host: HostSpec) -> list[str]:
+    """The docker CLI's flags to reach a host's manager with the lab's admin
+    certificate (mutual TLS, the manager's certificate checked)."""
+    certs = spec.client_certs
+    return [
+        "--tlsverify",
+        f"--tlscacert={certs / 'ca.pem'}",
+        f"--tlscert={certs / 'cert.pem'}",
+        f"--tlskey={certs / 'key.pem'}",
+        "-H",
+        f"tcp://{manager_address(host)}",
+    ]
+
+
 def manager_service(spec: LabSpec, host: HostSpec, join: tuple[str, str] | None) -> ServiceSpec:
     """shoal-manager inside a host; `join` is (manager address, manager token)."""
     script = Path(sys.executable).parent / "shoal-manager"
@@ -177,16 +191,19 @@ def save_services(lab_directory: Path, services: list[ServiceSpec]) -> None:
     tmp.replace(lab_directory / SERVICES_FILE)
 
 
+def manager_socket(host: HostSpec) -> Path:
+    return host.directory / "manager" / "manager.sock"
+
+
 def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str) -> ServiceSpec:
-    """shoal-agent inside a host, on the host's containerd."""
+    """shoal-agent inside a host, on the host's containerd. Beside a manager
+    it takes that manager's node identity (one host, one node, as in swarm)."""
     runtime = runtime_config(spec, host)
     argv = [
         *enter_host(host),
         str(Path(sys.executable).parent / "shoal-agent"),
         "--data-dir",
         str(host.directory / "agent"),
-        "--token",
-        token,
         "--containerd-socket",
         str(runtime.socket),
         "--cgroup-parent",
@@ -196,6 +213,10 @@ def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str
         "--metrics-addr",
         f"{host.address}:9323",
     ]
+    if manager_socket(host).parent.exists():
+        argv += ["--manager-socket", str(manager_socket(host))]
+    else:
+        argv += ["--token", token]
     for manager in managers:
         argv += ["--manager", manager]
     for registry in sorted(runtime.insecure_registries):

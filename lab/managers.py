@@ -1,22 +1,28 @@
 """Managers in a lab: shoal-manager on the first M hosts as one cluster. The
-first inits the swarm; the others join it with the manager token."""
+first inits the swarm through its unix socket and writes the lab's admin
+client certificate; the others join with the manager token. From then on the
+lab speaks to managers over mutual TLS, as any client does."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from api.enroll import EnrollError, from_local_manager
+from api.security import CertFiles, client_context
 from lab.configs import (
     agent_service,
     load_services,
     manager_address,
     manager_service,
+    manager_socket,
     save_services,
 )
 from lab.spec import LabSpec
@@ -37,13 +43,26 @@ def _add_services(spec: LabSpec, services: list[Any]) -> None:
     os.kill(pid, signal.SIGHUP)  # the supervisor starts what is new
 
 
-async def _request(method: str, url: str, **kw: Any) -> tuple[int, Any]:
+async def _request(
+    method: str, url: str, tls: ssl.SSLContext | None = None, **kw: Any
+) -> tuple[int, Any]:
+    """`url` is https://host:port/... (with the lab's client certificate) or
+    unix:/path/to/socket:/path for a manager's local socket."""
     timeout = aiohttp.ClientTimeout(total=5)
+    connector = None
+    if url.startswith("unix:"):
+        socket_path, _, path = url.removeprefix("unix:").partition(":")
+        connector = aiohttp.UnixConnector(path=socket_path)
+        url = f"http://manager{path}"
     async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
-        session.request(method, url, **kw) as reply,
+        aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+        session.request(method, url, ssl=tls if tls is not None else True, **kw) as reply,
     ):
         return reply.status, await reply.json(content_type=None)
+
+
+def lab_tls(spec: LabSpec) -> ssl.SSLContext:
+    return client_context(CertFiles(spec.client_certs))
 
 
 async def _wait(what: str, check: Callable[[], Any], deadline: float) -> Any:
@@ -62,20 +81,27 @@ async def _wait(what: str, check: Callable[[], Any], deadline: float) -> Any:
 async def start_managers(spec: LabSpec, count: int, progress: Callable[[str], None]) -> None:
     deadline = time.monotonic() + READY_SECONDS
     first = spec.host(1)
-    api = f"http://{manager_address(first)}"
+    local = f"unix:{manager_socket(first)}:"
     _add_services(spec, [manager_service(spec, first, None)])
 
     async def answers() -> bool:
-        status, _ = await _request("GET", f"{api}/info")
+        status, _ = await _request("GET", f"{local}/info")
         return status == 200
 
     await _wait(f"the manager on {first.name} did not answer", answers, deadline)
     status, body = await _request(
-        "POST", f"{api}/swarm/init", json={"AdvertiseAddr": manager_address(first)}
+        "POST", f"{local}/swarm/init", json={"AdvertiseAddr": manager_address(first)}
     )
     if status != 200 and "already part of a swarm" not in str(body):
         raise ManagersNotReady(f"swarm init failed: {body}")
-    _, swarm = await _request("GET", f"{api}/swarm")
+    try:
+        admin = await from_local_manager(str(manager_socket(first)), "/shoal/ca/admin")
+    except EnrollError as exc:
+        raise ManagersNotReady(f"no client certificate: {exc}") from None
+    admin.save(CertFiles(spec.client_certs))
+    tls = lab_tls(spec)
+    api = f"https://{manager_address(first)}"
+    _, swarm = await _request("GET", f"{local}/swarm")
     token = swarm["JoinTokens"]["Manager"]
     progress(f"manager on {first.name} is up; joining {count - 1} more")
     _add_services(
@@ -87,13 +113,13 @@ async def start_managers(spec: LabSpec, count: int, progress: Callable[[str], No
     )
 
     async def all_joined() -> bool:
-        status, nodes = await _request("GET", f"{api}/nodes")
+        status, nodes = await _request("GET", f"{api}/nodes", tls)
         managers = [n for n in nodes if (n.get("Spec") or {}).get("Role") == "manager"]
         leaders = [n for n in managers if (n.get("ManagerStatus") or {}).get("Leader")]
         if status != 200 or len(managers) != count or len(leaders) != 1:
             return False
         for i in range(2, count + 1):  # every manager's own API answers too
-            code, _ = await _request("GET", f"http://{manager_address(spec.host(i))}/info")
+            code, _ = await _request("GET", f"https://{manager_address(spec.host(i))}/info", tls)
             if code != 200:
                 return False
         return True
@@ -106,19 +132,15 @@ async def start_agents(spec: LabSpec, managers: int, progress: Callable[[str], N
     ID, so each host is one node, as in swarm."""
     deadline = time.monotonic() + READY_SECONDS
     addresses = [manager_address(spec.host(i)) for i in range(1, managers + 1)]
-    api = f"http://{addresses[0]}"
-    _, swarm = await _request("GET", f"{api}/swarm")
+    api = f"https://{addresses[0]}"
+    tls = lab_tls(spec)
+    _, swarm = await _request("GET", f"{api}/swarm", tls)
     token = swarm["JoinTokens"]["Worker"]
-    for host in spec.all_hosts():
-        manager_id = host.directory / "manager" / "node-id"
-        if manager_id.exists():
-            (host.directory / "agent").mkdir(parents=True, exist_ok=True)
-            (host.directory / "agent" / "node-id").write_text(manager_id.read_text())
     _add_services(spec, [agent_service(spec, h, addresses, token) for h in spec.all_hosts()])
     progress(f"agents starting on {spec.hosts} hosts")
 
     async def all_ready() -> bool:
-        status, nodes = await _request("GET", f"{api}/nodes")
+        status, nodes = await _request("GET", f"{api}/nodes", tls)
         ready = [n for n in nodes if n.get("Status", {}).get("State") == "ready"]
         agents = [n for n in nodes if n.get("Agent")]
         return status == 200 and len(nodes) == spec.hosts == len(ready) == len(agents)

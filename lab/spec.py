@@ -132,6 +132,12 @@ class LabSpec:
         return self.underlay.network_address + 1
 
     @property
+    def client_certs(self) -> Path:
+        """The admin client certificate the lab writes for its user: ca.pem,
+        cert.pem and key.pem, as DOCKER_CERT_PATH wants them."""
+        return self.directory / "client"
+
+    @property
     def registry_address(self) -> str:
         return f"{self.host(1).address}:{REGISTRY_PORT}"
 

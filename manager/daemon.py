@@ -17,14 +17,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from api.enroll import EnrollError, enroll
+from api.security import CertFiles
+from manager.certificates import ManagerCertificates
 from manager.dispatcher import Dispatcher, DispatcherLoops
 from manager.http.app import make_app
 from manager.http.context import APIContext, Leadership, ManagerInfo
 from manager.http.dispatcher_api import DISPATCHER, DispatcherRef
-from manager.http.forward import LEADER_API
+from manager.http.forward import LEADER_API, PEER_TLS
 from manager.http.join import MEMBERSHIP, MEMBERSHIP_REMOVE, RAFT_KEY
 from manager.http.lookup import new_id
-from manager.http.swarm import MEMBERSHIP_CONTROL, manager_node
+from manager.http.swarm import AFTER_INIT, MEMBERSHIP_CONTROL, manager_node
 from manager.http.system import cluster_of
 from manager.leader import Component, LeaderOnly
 from manager.metrics import ManagerMetrics, StoreCollector
@@ -106,6 +109,12 @@ class Manager:
         self.dispatcher_ref = DispatcherRef()
         self.restart = asyncio.Event()
         self._peers_file = config.data_dir / "raft-peers.json"
+        self.certs = ManagerCertificates(
+            CertFiles(config.data_dir / "certificates"),
+            lambda: self.node_id,
+            config.advertise_addr.rsplit(":", 1)[0],
+        )
+        self._tls_site: web.TCPSite | None = None
 
     async def __aenter__(self) -> Manager:
         await self.start()
@@ -117,12 +126,12 @@ class Manager:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = cfg.data_dir / "raft.key"
+        self._apply_pending_change(key_file)
         self.node_id = _read_or_create(cfg.data_dir / "node-id", new_id())
         if cfg.store == "etcd":
             await self._start_on_etcd()
             return
-        key_file = cfg.data_dir / "raft.key"
-        self._apply_pending_change(key_file)
         peers = self._known_peers()
         if cfg.join and not key_file.exists():
             members, key = await self._join(cfg.join, cfg.join_token or "")
@@ -197,6 +206,9 @@ class Manager:
         if change["kind"] == "join":
             _read_or_create(key_file, change["key"])
             self._save_peers(change["peers"])
+        else:  # a node that left has no identity in any cluster
+            for path in (self.certs.files.ca, self.certs.files.cert, self.certs.files.key):
+                path.unlink(missing_ok=True)
         pending.unlink()
 
     async def join_swarm(self, remote: str, token: str) -> None:
@@ -217,9 +229,15 @@ class Manager:
             address = self.reads.leader_api()
             if address is None:
                 raise ManagerError("the cluster has no leader to leave")
-            url = f"http://{address}/shoal/managers/leave"
+            url = f"https://{address}/shoal/managers/leave"
             body = {"NodeID": self.node_id, "RaftAddr": self.config.raft_address}
-            async with aiohttp.ClientSession() as session, session.post(url, json=body) as reply:
+            tls = self.certs.client_tls()
+            if tls is None:
+                raise ManagerError("this manager has no certificate to leave with")
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, json=body, ssl=tls) as reply,
+            ):
                 if reply.status != 200:
                     raise ManagerError(f"leaving failed: {await reply.text()}")
         self._write_pending({"kind": "leave"})
@@ -234,17 +252,36 @@ class Manager:
         asyncio.get_running_loop().call_later(0.2, self.restart.set)
 
     async def _join(self, remote: str, token: str) -> tuple[list[str], str]:
+        """Exchange the manager token for a manager certificate (pinning the
+        CA by the token's digest), then ask to join Raft, over mutual TLS."""
         cfg = self.config
+        try:
+            issued = await enroll(remote, token, self.node_id, cfg.advertise_addr)
+        except (EnrollError, ValueError) as exc:
+            raise ManagerError(str(exc)) from None
+        if issued.role != "manager":
+            raise ManagerError(
+                "this is a worker join token: a manager joins with the manager token"
+            )
+        issued.save(self.certs.files)
+        if issued.node_id != self.node_id:
+            self.node_id = issued.node_id
+            (cfg.data_dir / "node-id").write_text(issued.node_id)
+        if not self.certs.load() or self.certs.client is None:
+            raise ManagerError("the certificate this manager received cannot be loaded")
+        tls = self.certs.client
         body = {
-            "JoinToken": token,
             "NodeID": self.node_id,
             "RaftAddr": cfg.raft_address,
             "AdvertiseAddr": cfg.advertise_addr,
             "Hostname": socket.gethostname(),
         }
-        url = f"http://{remote}/shoal/managers/join"
+        url = f"https://{remote}/shoal/managers/join"
         try:
-            async with aiohttp.ClientSession() as session, session.post(url, json=body) as reply:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, json=body, ssl=tls) as reply,
+            ):
                 answer: dict[str, Any] = await reply.json(content_type=None)
                 if reply.status != 200:
                     raise ManagerError(str(answer.get("message") or answer))
@@ -257,7 +294,7 @@ class Manager:
         cfg = self.config
         leadership: Leadership
         if self.proposer is not None:
-            self.reads = FollowerReads(self.proposer, self.store)
+            self.reads = FollowerReads(self.proposer, self.store, self.certs.client_tls)
             leadership = self.reads
             raft_status = self.proposer.status
         else:
@@ -276,6 +313,8 @@ class Manager:
         self.api_info = info
         app = make_app(APIContext(self.store, info))
         app[DISPATCHER] = self.dispatcher_ref
+        app[PEER_TLS] = self.certs.client_tls
+        app[AFTER_INIT] = self._certificate_ready
         if self.proposer is not None and raft_key is not None:
             app[RAFT_KEY] = raft_key
             app[MEMBERSHIP] = self.proposer.add_member
@@ -295,12 +334,29 @@ class Manager:
             app, handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
         await self.runner.setup()
-        host, port = _split(cfg.listen_addr)
-        await web.TCPSite(self.runner, host, port).start()
+        _split(cfg.listen_addr)  # a bad address fails the start, not the first init
+        if self.certs.load():
+            await self._open_tls()
         socket_path = cfg.socket_path or cfg.data_dir / "manager.sock"
         socket_path.unlink(missing_ok=True)
         await web.UnixSite(self.runner, str(socket_path)).start()
         socket_path.chmod(0o660)
+
+    async def _open_tls(self) -> None:
+        """The TCP listener, TLS only: opened once this manager has a certificate
+        (at start, after `swarm init`, or once it signed its own)."""
+        if self._tls_site is not None or self.runner is None:
+            return
+        host, port = _split(self.config.listen_addr)
+        site = web.TCPSite(self.runner, host, port, ssl_context=self.certs.server)
+        await site.start()
+        self._tls_site = site
+
+    async def _certificate_ready(self) -> None:
+        assert self.store is not None
+        self.certs.refresh(self.store)
+        if self.certs.load():
+            await self._open_tls()
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -334,10 +390,12 @@ class Manager:
         return restarting
 
     async def _run_components(self) -> None:
+        assert self.store is not None
         async with asyncio.TaskGroup() as group:
             if self.proposer is not None:
                 group.create_task(self._track_peers())
             group.create_task(self._register_self())
+            group.create_task(self.certs.keep_fresh(self.store, self._open_tls))
             if self._seed is not None:
                 assert self.proposer is not None
                 group.create_task(seed_when_leader(self.proposer, self._seed))

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -23,8 +25,15 @@ COMMIT_INDEX_PATH = "/shoal/raft/commit-index"
 class FollowerReads:
     """The Leadership the API uses: Raft's view, with a ReadIndex barrier."""
 
-    def __init__(self, proposer: RaftProposer, store: Store, timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        proposer: RaftProposer,
+        store: Store,
+        tls: Callable[[], ssl.SSLContext | None],
+        timeout: float = 1.0,
+    ) -> None:
         self.proposer = proposer
+        self.tls = tls
         self.store = store
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -72,10 +81,14 @@ class FollowerReads:
                 address = self.leader_api()
                 if address is None:
                     raise NoLeader("no leader to read from")
+                context = self.tls()
+                if context is None:
+                    raise NoLeader("no certificate yet to reach the leader with")
                 if self._session is None:
                     timeout = aiohttp.ClientTimeout(total=self.timeout)
                     self._session = aiohttp.ClientSession(timeout=timeout)
-                async with self._session.get(f"http://{address}{COMMIT_INDEX_PATH}") as reply:
+                url = f"https://{address}{COMMIT_INDEX_PATH}"
+                async with self._session.get(url, ssl=context) as reply:
                     index = int((await reply.json())["Index"])
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, NoLeader) as exc:
                 for future in batch:

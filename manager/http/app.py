@@ -8,6 +8,7 @@ import contextlib
 from aiohttp import web
 
 from manager.http import (
+    ca_api,
     dispatcher_api,
     events,
     join,
@@ -22,6 +23,7 @@ from manager.http import (
 )
 from manager.http.context import CONTEXT, APIContext, context
 from manager.http.framework import Handler, docker_middleware
+from manager.http.identity import authorize
 
 READ_BARRIER_SECONDS = 1.0
 
@@ -41,7 +43,7 @@ async def follower_reads(request: web.Request, handler: Handler) -> web.StreamRe
 
 def make_app(ctx: APIContext) -> web.Application:
     app = web.Application(
-        middlewares=[docker_middleware, follower_reads], client_max_size=8 * 1024 * 1024
+        middlewares=[docker_middleware, authorize, follower_reads], client_max_size=8 * 1024 * 1024
     )
     app[CONTEXT] = ctx
     modules = (
@@ -56,6 +58,7 @@ def make_app(ctx: APIContext) -> web.Application:
         events,
         join,
         dispatcher_api,
+        ca_api,
     )
     for module in modules:
         module.register(app.router)

@@ -1,13 +1,12 @@
 """The agents' endpoints: register, heartbeat, assignments, status.
 
-(Until the cluster CA exists the join token authenticates an agent; then
-these endpoints will want a node certificate.)"""
+An agent is the node its certificate names: a node's requests speak for that
+node only, whatever their body says. (An admin, e.g. a test, names the node.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 
 from aiohttp import web
 
@@ -15,11 +14,10 @@ from manager.dispatcher import Dispatcher
 from manager.http.context import context
 from manager.http.forward import forward_to_leader
 from manager.http.framework import APIError, add_route, bad_request, json_response, read_json
-from manager.http.lookup import new_id
+from manager.http.identity import caller
 from manager.http.swarm import require_cluster
 from manager.http.writes import write
 from manager.store.store import WriteTx
-from manager.store.tables import Obj
 
 
 class DispatcherRef:
@@ -33,13 +31,14 @@ DISPATCHER: web.AppKey[DispatcherRef] = web.AppKey("dispatcher")
 LONG_POLL_SECONDS = 10.0
 
 
-def _token_role(cluster: Obj, token: str) -> str | None:
-    tokens = cluster.get("JoinTokens") or {}
-    for role, key in (("worker", "Worker"), ("manager", "Manager")):
-        expected = str(tokens.get(key) or "")
-        if token and expected and hmac.compare_digest(token.encode(), expected.encode()):
-            return role
-    return None
+def node_of(request: web.Request, named: object) -> str:
+    """The calling node: its certificate's, or the one an admin names."""
+    identity = caller(request)
+    if identity.role in ("worker", "manager") and identity.node_id:
+        return identity.node_id
+    if not named:
+        raise bad_request("which node? an admin names it in NodeID")
+    return str(named)
 
 
 async def enroll_node(request: web.Request) -> web.Response:
@@ -48,27 +47,22 @@ async def enroll_node(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise bad_request("invalid registration")
     cluster = ctx.store.view(require_cluster)
-    if _token_role(cluster, str(body.get("JoinToken") or "")) is None:
-        raise APIError(
-            400,
-            "rpc error: code = InvalidArgument desc = A valid join token is "
-            "necessary to join this cluster",
-        )
-    wanted = str(body.get("NodeID") or "")
+    node_id = node_of(request, body.get("NodeID"))
+    role = caller(request).role if caller(request).role in ("worker", "manager") else "worker"
     description = body.get("Description") or {}
+    description["TLSInfo"] = dict(cluster.get("TLSInfo") or {})
 
     def enroll(tx: WriteTx) -> str:
-        node = tx.get("node", wanted) if wanted else None
+        node = tx.get("node", node_id)
         status = {"State": "ready", "Message": "", "Addr": str(body.get("Addr") or "")}
         if node is None:
-            node_id = wanted or new_id()
             tx.create(
                 "node",
                 {
                     "ID": node_id,
                     "Agent": True,
                     "Description": description,
-                    "Spec": {"Labels": {}, "Role": "worker", "Availability": "active"},
+                    "Spec": {"Labels": {}, "Role": role, "Availability": "active"},
                     "Status": status,
                 },
             )
@@ -92,8 +86,12 @@ async def heartbeat(request: web.Request) -> web.Response:
     if not context(request).manager.leadership.is_leader():
         return await forward_to_leader(request)  # heartbeats count on the leader only
     body = await read_json(request)
-    period = await _dispatcher(request).heartbeat(str(body.get("NodeID") or ""))
-    return json_response({"Period": int(period * 1e9)})
+    node_id = node_of(request, body.get("NodeID"))
+    period = await _dispatcher(request).heartbeat(node_id)
+    node = context(request).store.view(lambda tx: tx.get("node", node_id)) or {}
+    # The role the cluster wants: the agent renews its certificate when it differs.
+    role = (node.get("Spec") or {}).get("Role") or ""
+    return json_response({"Period": int(period * 1e9), "Role": role})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -101,14 +99,14 @@ async def status(request: web.Request) -> web.Response:
         return await forward_to_leader(request)
     body = await read_json(request)
     updates = [(str(u["TaskID"]), dict(u["Status"])) for u in body.get("Updates") or []]
-    await _dispatcher(request).report(str(body.get("NodeID") or ""), updates)
+    await _dispatcher(request).report(node_of(request, body.get("NodeID")), updates)
     return json_response({})
 
 
 async def assignments(request: web.Request) -> web.Response:
     """The node's tasks once the store moved past `index` (a long poll)."""
     ctx = context(request)
-    node_id = request.query.get("node", "")
+    node_id = node_of(request, request.query.get("node", ""))
     try:
         since = int(request.query.get("index", "0"))
     except ValueError:

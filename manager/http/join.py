@@ -1,12 +1,9 @@
-"""Managers joining a cluster: the leader checks the manager join token, adds
-the newcomer to Raft and tells it the members and the cluster's Raft key.
-
-(Mutual TLS between hosts arrives with the security work; until then the join
-token is what authenticates a joining manager.)"""
+"""Managers joining a cluster: a newcomer that holds a manager certificate
+(which it got for the manager join token) is added to Raft by the leader and
+told the members and the cluster's Raft key, over mutual TLS."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -14,6 +11,7 @@ from aiohttp import web
 from manager.http.context import context
 from manager.http.forward import forward_to_leader
 from manager.http.framework import APIError, add_route, bad_request, json_response, read_json
+from manager.http.identity import caller
 from manager.http.swarm import require_cluster
 from manager.http.writes import write
 
@@ -23,26 +21,19 @@ MEMBERSHIP = web.AppKey("membership", object)
 MEMBERSHIP_REMOVE: web.AppKey[AddMember] = web.AppKey("membership_remove")
 
 
-def _token_ok(given: str, expected: str) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 async def join_manager(request: web.Request) -> web.Response:
     ctx = context(request)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise bad_request("invalid join request")
-    cluster = ctx.store.view(require_cluster)
-    if not _token_ok(str(body.get("JoinToken") or ""), cluster["JoinTokens"]["Manager"]):
+    ctx.store.view(require_cluster)
+    if caller(request).role != "manager":
         raise APIError(
-            400,
-            "rpc error: code = InvalidArgument desc = A valid join token is "
-            "necessary to join this cluster",
+            403,
+            "only a node with a manager certificate joins as a manager: use the manager join token",
         )
     if not ctx.manager.leadership.is_leader():
-        raise APIError(
-            503, f"not the leader; the leader's Raft address is {ctx.manager.leadership.leader()}"
-        )
+        return await forward_to_leader(request)
     if MEMBERSHIP not in request.app:
         raise bad_request(
             "this cluster keeps its state in etcd: start the manager with "

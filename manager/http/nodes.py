@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from manager.http.context import APIContext, context
@@ -119,11 +121,12 @@ async def update_node(request: web.Request) -> web.Response:
     node = ctx.store.view(lambda tx: _find(tx, request.match_info["id"]))
     was_manager = (node.get("Spec") or {}).get("Role") == "manager"
     demoting = was_manager and role == "worker"
-    if demoting:
-        managers = ctx.store.view(
-            lambda tx: [n for n in tx.all("node") if (n.get("Spec") or {}).get("Role") == "manager"]
+    if demoting and "ManagerStatus" in node:
+        # Only managers that run (in Raft, or on etcd) keep the cluster alive.
+        running = ctx.store.view(
+            lambda tx: [n for n in tx.all("node") if "ManagerStatus" in n and n["ID"] != node["ID"]]
         )
-        if len(managers) == 1:
+        if not running:
             raise bad_request(
                 "rpc error: code = FailedPrecondition desc = attempting to demote the last "
                 "manager of the swarm"
@@ -135,8 +138,8 @@ async def update_node(request: web.Request) -> web.Response:
             if int(node["Version"]["Index"]) != version:
                 raise APIError(500, OUT_OF_SEQUENCE)
             await remove_member(str(node["RaftAddr"]))  # commits with the others' quorum
-    if role == "manager" and not was_manager:
-        raise APIError(501, "promoting a worker needs the node's agent (not available yet)")
+    # Promoting changes the node's role and, at its next heartbeat, its
+    # certificate; a manager process joins on that host with the manager token.
 
     def change(tx: WriteTx) -> None:
         current = _find(tx, request.match_info["id"])
@@ -158,6 +161,15 @@ async def update_node(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+def removed_nodes_after(cluster: Obj, node_id: str, now: float) -> dict[str, float]:
+    """A removed node's certificate stays refused until it would have expired
+    (swarm's blacklist); older entries are dropped."""
+    nanos = int(cluster["Spec"].get("CAConfig", {}).get("NodeCertExpiry") or 0)
+    removed = {k: float(v) for k, v in (cluster.get("RemovedNodes") or {}).items() if v > now}
+    removed[node_id] = now + max(nanos / 1e9, 3600.0)
+    return removed
+
+
 async def remove_node(request: web.Request) -> web.Response:
     ctx = context(request)
     force = query_bool(request, "force")
@@ -176,6 +188,9 @@ async def remove_node(request: web.Request) -> web.Response:
                 "before removal"
             )
         tx.delete("node", node["ID"])
+        cluster = require_cluster(tx)
+        cluster["RemovedNodes"] = removed_nodes_after(cluster, str(node["ID"]), time.time())
+        tx.update("cluster", cluster, check_version=False)
 
     await write(ctx.store, remove)
     return web.Response(status=200)

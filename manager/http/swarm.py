@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import copy
-import secrets
-import string
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from api.security import JoinToken, new_token_secret, utcnow
+from manager.ca import RootCA, new_root_ca
 from manager.http.context import ManagerInfo, context
 from manager.http.framework import (
     APIError,
@@ -20,7 +24,7 @@ from manager.http.framework import (
     required_version,
 )
 from manager.http.lookup import new_id
-from manager.http.system import cluster_of
+from manager.http.system import PRIVATE_FIELDS, cluster_of
 from manager.http.writes import write
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
@@ -30,8 +34,8 @@ ALREADY_IN_SWARM = (
     'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and '
     "join another one."
 )
-_BASE36 = string.digits + string.ascii_lowercase
 SECOND_NS = 1_000_000_000
+MIN_CERT_EXPIRY_NS = 3600 * SECOND_NS
 
 
 def default_swarm_spec() -> dict[str, Any]:
@@ -64,9 +68,36 @@ def merge_spec(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    expiry = int((spec.get("CAConfig") or {}).get("NodeCertExpiry") or 0)
+    if expiry < MIN_CERT_EXPIRY_NS:
+        raise bad_request(
+            "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
+        )
+    if int((spec.get("Dispatcher") or {}).get("HeartbeatPeriod") or 0) < 0:
+        raise bad_request(
+            "rpc error: code = InvalidArgument desc = heartbeat time period cannot be a "
+            "negative duration"
+        )
+    return spec
+
+
 def join_token(cluster_digest: str) -> str:
-    secret = "".join(secrets.choice(_BASE36) for _ in range(25))
-    return f"SWMTKN-1-{cluster_digest}-{secret}"
+    return str(JoinToken(cluster_digest, new_token_secret()))
+
+
+def tls_info(ca: RootCA) -> dict[str, str]:
+    """ClusterInfo.TLSInfo as Docker shows it: the trust root, and the issuer's
+    subject and public key in base64 DER."""
+    cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {
+        "TrustRoot": ca.cert_pem.decode(),
+        "CertIssuerSubject": base64.b64encode(cert.subject.public_bytes()).decode(),
+        "CertIssuerPublicKey": base64.b64encode(spki).decode(),
+    }
 
 
 def require_cluster(tx: ReadTx) -> Obj:
@@ -77,7 +108,7 @@ def require_cluster(tx: ReadTx) -> Obj:
 
 
 def public(cluster: Obj, with_tokens: bool) -> Obj:
-    shown = {k: v for k, v in cluster.items() if k not in ("JoinTokens", "Digest")}
+    shown = {k: v for k, v in cluster.items() if k not in PRIVATE_FIELDS}
     if with_tokens:
         shown["JoinTokens"] = cluster.get("JoinTokens", {})
     return shown
@@ -108,9 +139,10 @@ async def init(request: web.Request) -> web.Response:
     availability = str(body.get("Availability") or "active")
     if availability not in ("active", "pause", "drain"):
         raise bad_request(f"invalid availability {availability!r}")
-    digest = "".join(secrets.choice(_BASE36) for _ in range(50))
-    spec = merge_spec(default_swarm_spec(), body.get("Spec") or {})
+    spec = check_spec(merge_spec(default_swarm_spec(), body.get("Spec") or {}))
     spec["Name"] = "default"
+    ca = new_root_ca(utcnow())
+    digest = ca.digest
 
     def create(tx: WriteTx) -> None:
         if cluster_of(tx) is not None:
@@ -121,7 +153,8 @@ async def init(request: web.Request) -> web.Response:
                 "ID": new_id(),
                 "Spec": spec,
                 "Digest": digest,
-                "TLSInfo": {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""},
+                "RootCA": ca.to_store(),
+                "TLSInfo": tls_info(ca),
                 "RootRotationInProgress": False,
                 "DefaultAddrPool": body.get("DefaultAddrPool") or ["10.0.0.0/8"],
                 "SubnetSize": body.get("SubnetSize") or 24,
@@ -133,6 +166,9 @@ async def init(request: web.Request) -> web.Response:
             tx.create("node", manager_node(ctx.manager, availability))
 
     await write(ctx.store, create)
+    hook = request.app.get(AFTER_INIT)
+    if hook is not None:
+        await hook()  # the manager takes its certificate and opens its TLS port
     return json_response(ctx.manager.node_id)
 
 
@@ -154,7 +190,7 @@ async def update(request: web.Request) -> web.Response:
     def change(tx: WriteTx) -> None:
         cluster = require_cluster(tx)
         cluster["Version"] = {"Index": version}
-        spec = merge_spec(default_swarm_spec(), body)
+        spec = check_spec(merge_spec(default_swarm_spec(), body))
         spec["Name"] = "default"
         cluster["Spec"] = spec
         tokens = dict(cluster.get("JoinTokens") or {})
@@ -176,6 +212,10 @@ async def unlock_key(request: web.Request) -> web.Response:
 
 async def unlock(request: web.Request) -> web.Response:
     raise APIError(409, "swarm is not locked")
+
+
+AfterInit = Callable[[], Awaitable[None]]
+AFTER_INIT: web.AppKey[AfterInit] = web.AppKey("after_init")
 
 
 class SwarmMembership(Protocol):

@@ -11,6 +11,9 @@ from manager.http.framework import API_VERSION, MIN_API_VERSION, add_route, json
 from manager.store.store import ReadTx
 from manager.store.tables import Obj
 
+# Cluster fields the API never shows: the CA's key above all.
+PRIVATE_FIELDS = ("JoinTokens", "Digest", "RootCA", "RaftKey", "RemovedNodes")
+
 VERSION = "20.10.24"
 GIT_COMMIT = "shoal"
 GO_VERSION = "go1.20"
@@ -98,7 +101,7 @@ def swarm_info(ctx: APIContext, tx: ReadTx) -> dict[str, object]:
         "Nodes": len(nodes),
         "Managers": len(managers),
     }
-    info["Cluster"] = {k: v for k, v in cluster.items() if k not in ("JoinTokens", "RaftKey")}
+    info["Cluster"] = {k: v for k, v in cluster.items() if k not in PRIVATE_FIELDS}
     return info
 
 

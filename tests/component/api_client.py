@@ -13,6 +13,7 @@ from manager.dispatcher import Dispatcher, DispatcherLoops
 from manager.http.app import make_app
 from manager.http.context import APIContext, ManagerInfo
 from manager.http.dispatcher_api import DISPATCHER, DispatcherRef
+from manager.http.identity import LOCAL_ADMIN, PLAIN_TCP_IDENTITY
 from manager.reconciler import Reconciler
 from manager.store.proposer import MemoryProposer
 from manager.store.state import StoreState
@@ -47,6 +48,7 @@ async def api_client(leader_loops: bool = False) -> AsyncIterator[TestClient[Any
     app = make_app(APIContext(store, info))
     ref = DispatcherRef()
     app[DISPATCHER] = ref
+    app[PLAIN_TCP_IDENTITY] = LOCAL_ADMIN  # the test client plays the local admin
     loops: list[asyncio.Task[None]] = []
     if leader_loops:
         ref.dispatcher = Dispatcher(store)

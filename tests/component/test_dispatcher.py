@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from api.security import new_key_and_csr
 from tests.component.api_client import api_client
 
 Client = TestClient[Any, Any]
@@ -27,9 +28,16 @@ async def client() -> AsyncIterator[Client]:
 
 
 async def enroll(client: Client, hostname: str) -> str:
+    """A node's certificate for the worker token, then its registration (the
+    test client is an admin, so it names the node the certificate gave)."""
     swarm = await (await client.get("/swarm")).json()
+    _, csr = new_key_and_csr()
+    issued = await client.post(
+        "/shoal/ca/issue", json={"JoinToken": swarm["JoinTokens"]["Worker"], "CSR": csr.decode()}
+    )
+    assert issued.status == 200, await issued.text()
     body = {
-        "JoinToken": swarm["JoinTokens"]["Worker"],
+        "NodeID": (await issued.json())["NodeID"],
         "Addr": "198.18.0.99",
         "Description": {
             "Hostname": hostname,
@@ -52,7 +60,11 @@ async def until(check: Any, timeout: float = 10) -> Any:
 
 
 async def test_a_wrong_token_is_refused(client: Client) -> None:
-    reply = await client.post("/shoal/dispatcher/register", json={"JoinToken": "SWMTKN-1-x-y"})
+    swarm = await (await client.get("/swarm")).json()
+    _, csr = new_key_and_csr()
+    token = swarm["JoinTokens"]["Worker"]
+    wrong = token[:-5] + ("00000" if not token.endswith("00000") else "11111")
+    reply = await client.post("/shoal/ca/issue", json={"JoinToken": wrong, "CSR": csr.decode()})
     assert reply.status == 400
     assert "A valid join token is necessary" in (await reply.json())["message"]
 

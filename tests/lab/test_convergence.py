@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.configs import manager_address, runtime_config
+from lab.configs import docker_tls_args, runtime_config
 from lab.lifecycle import lab_down, lab_up
 from lab.seed import busybox_reference
 from lab.services import kill_service, service_pid
@@ -36,7 +36,7 @@ def cluster(_labs_cleaned_up: None) -> Iterator[LabSpec]:
 
 def docker(lab: LabSpec, *args: str, timeout: float = 120) -> str:
     done = subprocess.run(
-        [DOCKER, "-H", f"tcp://{manager_address(lab.host(1))}", *args],
+        [DOCKER, *docker_tls_args(lab, lab.host(1)), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

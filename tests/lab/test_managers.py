@@ -15,8 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lab.configs import manager_address, manager_service
+from lab.configs import docker_tls_args, manager_address, manager_service, manager_socket
 from lab.lifecycle import lab_down, lab_up
+from lab.managers import lab_tls
 from lab.services import kill_service, start_service, stop_service
 from lab.spec import LabSpec
 from tests.lab_fixtures import CREATED_BY, LabFactory, new_lab_name
@@ -35,10 +36,17 @@ def managers3(_labs_cleaned_up: None) -> Iterator[LabSpec]:
 
 
 def docker(
-    lab: LabSpec, host: int, *args: str, stdin: str | None = None
+    lab: LabSpec, host: int, *args: str, stdin: str | None = None, local: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """The docker CLI on a host's manager: over mutual TLS with the lab's admin
+    certificate, or (local) through the manager's unix socket."""
+    where = (
+        ["-H", f"unix://{manager_socket(lab.host(host))}"]
+        if local
+        else docker_tls_args(lab, lab.host(host))
+    )
     return subprocess.run(
-        [DOCKER, "-H", f"tcp://{manager_address(lab.host(host))}", *args],
+        [DOCKER, *where, *args],
         capture_output=True,
         text=True,
         input=stdin,
@@ -53,18 +61,18 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
 
 
 async def api(lab: LabSpec, host: int, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-    url = f"http://{manager_address(lab.host(host))}{path}"
+    url = f"https://{manager_address(lab.host(host))}{path}"
     timeout = aiohttp.ClientTimeout(total=10)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
-        session.request(method, url, **kw) as reply,
+        session.request(method, url, ssl=lab_tls(lab), **kw) as reply,
     ):
         return reply.status, await reply.json(content_type=None)
 
 
 def metrics_text(lab: LabSpec, host: int) -> str:
-    url = f"http://{manager_address(lab.host(host))}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as reply:
+    url = f"https://{manager_address(lab.host(host))}/metrics"
+    with urllib.request.urlopen(url, timeout=10, context=lab_tls(lab)) as reply:
         return str(reply.read().decode())
 
 
@@ -388,10 +396,15 @@ def test_docker_swarm_join_and_leave_on_a_manager(lab_factory: LabFactory) -> No
     )
     try:
         deadline = time.monotonic() + 30
-        while docker(lab, 2, "info").returncode != 0:
+        while docker(lab, 2, "info", local=True).returncode != 0:
             assert time.monotonic() < deadline, "the second manager did not start"
             time.sleep(0.2)
-        joined = docker(lab, 2, "swarm", "join", "--token", token, manager_address(lab.host(1)))
+        # Outside a cluster a manager has no certificate, so no TCP port: its
+        # own host drives it through the unix socket.
+        assert docker(lab, 2, "info").returncode != 0
+        joined = docker(
+            lab, 2, "swarm", "join", "--token", token, manager_address(lab.host(1)), local=True
+        )
         assert joined.returncode == 0 and "joined a swarm as a manager" in joined.stdout
         deadline = time.monotonic() + 30
         while docker(lab, 1, "node", "ls").stdout.count("Reachable") != 1:
@@ -412,7 +425,7 @@ def test_docker_swarm_join_and_leave_on_a_manager(lab_factory: LabFactory) -> No
             assert time.monotonic() < deadline, "the manager that left is still a manager"
             time.sleep(0.3)
         ok(docker(lab, 1, "secret", "create", "after-leave", "-", stdin="x"))  # quorum of one
-        while "inactive" not in docker(lab, 2, "info").stdout:
+        while "inactive" not in docker(lab, 2, "info", local=True).stdout:
             assert time.monotonic() < deadline, "the manager that left is not inactive"
             time.sleep(0.3)
     finally:

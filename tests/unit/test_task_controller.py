@@ -66,7 +66,7 @@ def test_shutdown_stops_a_running_task_and_is_reported_as_shutdown() -> None:
         c.handle(event)
     assert c.handle(ShutdownRequested()) == [Stop()]
     assert c.handle(ShutdownRequested()) == []  # asked twice: one stop
-    assert c.handle(Exited(143)) == [Report("shutdown", "shutdown", "", 143)]
+    assert c.handle(Exited(143)) == [Report("shutdown", "shutdown", "", 143), Remove()]
     assert c.handle(ShutdownRequested()) == [Remove()]  # ended: clean up
 
 
