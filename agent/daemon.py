@@ -5,6 +5,7 @@ await a.run()`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import socket
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -27,6 +29,7 @@ from runtime.driver import ContainerdRuntime
 
 Obj = dict[str, Any]
 REPORT_SECONDS = 0.05
+CONTAINER_COUNT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ class _AgentCollector(Collector):
         for state, count in sorted(states.items()):
             tasks.add_metric([state], float(count))
         yield tasks
+        containers = GaugeMetricFamily(
+            "swarm_agent_containers",
+            "Containers of this node's runtime by state (as last listed)",
+            labels=["state"],
+        )
+        for state, count in sorted(self.agent.container_states.items()):
+            containers.add_metric([state], float(count))
+        yield containers
         session = GaugeMetricFamily("swarm_agent_session_up", "1 while a manager answers")
         session.add_metric([], 1.0 if self.agent.session_up else 0.0)
         yield session
@@ -80,11 +91,24 @@ class Agent:
         )
         self.session: ManagerSession | None = None
         self.pending: list[Obj] = []
-        self.worker = Worker(self.runtime, self.pending.append)
-        self.node_id = ""
-        self.session_up = False
         self.registry = CollectorRegistry()
         self.registry.register(_AgentCollector(self))
+        self.pulls = PromCounter(
+            "swarm_agent_image_pulls",
+            "Image pulls for tasks, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.pull_seconds = Histogram(
+            "swarm_agent_image_pull_seconds",
+            "Time to pull a task's image (already present: a few ms)",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.worker = Worker(self.runtime, self.pending.append, self._pulled)
+        self.node_id = ""
+        self.session_up = False
+        self.container_states: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Agent:
@@ -121,8 +145,22 @@ class Agent:
         host, _, port = self.config.metrics_addr.rpartition(":")
         await web.TCPSite(self._runner, host, int(port)).start()
 
+    def _pulled(self, seconds: float, ok: bool) -> None:
+        self.pulls.labels("ok" if ok else "error").inc()
+        self.pull_seconds.observe(seconds)
+
+    async def _count_containers(self) -> None:
+        """For /metrics: the runtime's containers, listed every few seconds
+        (a scrape must not wait on containerd)."""
+        while True:
+            with contextlib.suppress(Exception):
+                listed = await self.runtime.list_containers()
+                self.container_states = Counter(c.state for c in listed)
+            await asyncio.sleep(CONTAINER_COUNT_SECONDS)
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
+            group.create_task(self._count_containers())
             group.create_task(self._heartbeats())
             group.create_task(self._assignments())
             group.create_task(self._reports())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,11 +56,25 @@ def container_config(task: Obj) -> ContainerConfig:
     return ContainerConfig(task["ID"], spec, limits=limits, labels=labels)
 
 
+PullObserver = Callable[[float, bool], None]  # (seconds, succeeded), for /metrics
+
+
+def _ignore_pull(seconds: float, ok: bool) -> None:
+    return None
+
+
 class TaskRunner:
-    def __init__(self, task: Obj, runtime: ContainerRuntime, report: Callable[[Obj], None]) -> None:
+    def __init__(
+        self,
+        task: Obj,
+        runtime: ContainerRuntime,
+        report: Callable[[Obj], None],
+        on_pull: PullObserver = _ignore_pull,
+    ) -> None:
         self.task = task
         self.runtime = runtime
         self.report = report
+        self.on_pull = on_pull
         self.controller = TaskController(task["ID"])
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.pid = 0
@@ -103,7 +118,7 @@ class TaskRunner:
             case Prepare():
                 try:
                     config = container_config(self.task)
-                    await self.runtime.pull(config.spec.image)
+                    await self._pull(config.spec.image)
                     await self.runtime.create(config)
                 except Exception as exc:  # every failure of a user's task is reported
                     self.events.put_nowait(PrepareFailed(str(exc)))
@@ -124,6 +139,15 @@ class TaskRunner:
                 with contextlib.suppress(Exception):
                     await self.runtime.delete(task_id)
 
+    async def _pull(self, image: str) -> None:
+        started = time.monotonic()
+        try:
+            await self.runtime.pull(image)
+        except Exception:
+            self.on_pull(time.monotonic() - started, False)
+            raise
+        self.on_pull(time.monotonic() - started, True)
+
     async def _wait_exit(self) -> None:
         try:
             status = await self.runtime.wait(self.task["ID"])
@@ -138,9 +162,15 @@ class TaskRunner:
 class Worker:
     """Keeps this node's containers in line with its assignments."""
 
-    def __init__(self, runtime: ContainerRuntime, report: Callable[[Obj], None]) -> None:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        report: Callable[[Obj], None],
+        on_pull: PullObserver = _ignore_pull,
+    ) -> None:
         self.runtime = runtime
         self.report = report
+        self.on_pull = on_pull
         self.runners: dict[str, TaskRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -157,7 +187,7 @@ class Worker:
             runner.adopt(container.state == "running")
 
     def _start_runner(self, task: Obj) -> TaskRunner:
-        runner = TaskRunner(task, self.runtime, self.report)
+        runner = TaskRunner(task, self.runtime, self.report, self.on_pull)
         self.runners[task["ID"]] = runner
         self._tasks[task["ID"]] = asyncio.create_task(runner.run())
         return runner

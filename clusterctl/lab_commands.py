@@ -112,6 +112,7 @@ def _status_json(status: LabStatus) -> dict[str, object]:
     spec = status.spec
     return {
         "name": spec.name,
+        "client_certs": str(spec.client_certs),
         "state": status.state,
         "underlay": str(spec.underlay),
         "registry": spec.registry_address,

@@ -33,8 +33,13 @@ done
 echo
 first=$($C lab status "$LAB" --format json | .venv/bin/python -c \
   "import json,sys; print(json.load(sys.stdin)['hosts'][0]['address'])")
-DOCKER="/usr/bin/docker -H tcp://$first:2377"
+certs=$($C lab status "$LAB" --format json | .venv/bin/python -c \
+  "import json,sys; print(json.load(sys.stdin)['client_certs'])")
+# Managers speak only mutual TLS: the lab wrote an admin certificate for us.
+DOCKER="/usr/bin/docker --tlsverify --tlscacert $certs/ca.pem --tlscert $certs/cert.pem --tlskey $certs/key.pem -H tcp://$first:2377"
 echo "== three managers (one Raft cluster) and an agent on every host"
+$C node ls
+echo
 $DOCKER node ls
 echo
 echo "== a replicated service: 3 tasks, placed by the scheduler, run by the agents through containerd"

@@ -15,7 +15,7 @@ from lab.spec import LabSpec
 from lab.supervisor import read_status
 from lab.system import process_alive
 from tests.lab.helpers import clusterctl, in_host, lab_pids, leftovers
-from tests.lab_fixtures import LabFactory
+from tests.lab_fixtures import LabFactory, new_lab_name
 
 pytestmark = pytest.mark.lab
 
@@ -119,3 +119,22 @@ def test_two_labs_exist_at_once_on_different_underlays(lab_factory: LabFactory) 
             spec, "h1", "busybox", "wget", "-q", "-O", "-", f"http://{spec.registry_address}/v2/"
         )
         assert out.strip() == "{}"
+
+
+def test_lab_up_with_managers_makes_a_cluster_and_a_context_for_it() -> None:
+    name = new_lab_name()
+    try:
+        up = clusterctl("lab", "up", "--hosts", "2", "--managers", "1", "--name", name, timeout=300)
+        assert up.returncode == 0, up.stderr
+        assert f"lab-{name} (in use" in up.stdout
+        contexts = clusterctl("context", "ls", "--format", "json")
+        context = next(c for c in json.loads(contexts.stdout) if c["name"] == f"lab-{name}")
+        assert context["current"]
+        nodes = clusterctl("node", "ls")
+        assert nodes.returncode == 0, nodes.stderr
+        rows = nodes.stdout.strip().splitlines()[1:]
+        assert len(rows) == 2 and all("Ready" in row for row in rows)
+        assert sum("Leader" in row for row in rows) == 1
+    finally:
+        clusterctl("lab", "down", name)
+    assert f"lab-{name}" not in clusterctl("context", "ls").stdout

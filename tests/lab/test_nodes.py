@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +206,26 @@ def test_an_agent_with_a_bad_token_is_refused(cluster: LabSpec, kind: str, tmp_p
     expected = "A valid join token is necessary" if kind == "wrong" else "does not match"
     assert expected in done.stderr
     assert not (tmp_path / "agent" / "certificates" / "cert.pem").exists()
+
+
+def test_agent_metrics_count_tasks_containers_and_pulls(cluster: LabSpec) -> None:
+    create(cluster, "counted", "--mode", "global")
+    wait_for(lambda: len(running_nodes(cluster, "counted")) == 3, "global service running")
+    url = f"http://{cluster.host(2).address}:9323/metrics"
+
+    def sample(name: str) -> float:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
+        )
+
+    wait_for(
+        lambda: sample('swarm_agent_containers{state="running"}') >= 1,
+        "the agent does not count its running container",
+    )
+    assert sample('swarm_agent_tasks{state="running"}') >= 1
+    assert sample('swarm_agent_image_pulls_total{outcome="ok"}') >= 1
+    assert sample("swarm_agent_image_pull_seconds_count") >= 1
+    assert sample("swarm_agent_session_up") == 1
+    docker(cluster, "service", "rm", "counted")
