@@ -23,6 +23,7 @@ class SessionError(ConnectionError):
 class Heartbeat:
     period: float  # seconds until the next one is due
     role: str  # the role the cluster wants this node in ("" if unknown)
+    managers: list[str]  # the managers' API addresses now
 
 
 class ManagerSession:
@@ -60,7 +61,17 @@ class ManagerSession:
 
     async def heartbeat(self, node_id: str) -> Heartbeat:
         answer = await self._call("POST", "/shoal/dispatcher/heartbeat", json={"NodeID": node_id})
-        return Heartbeat(float(answer.get("Period") or 5e9) / 1e9, str(answer.get("Role") or ""))
+        managers = [str(m) for m in answer.get("Managers") or []]
+        if managers:
+            self.follow(managers)
+        return Heartbeat(
+            float(answer.get("Period") or 5e9) / 1e9, str(answer.get("Role") or ""), managers
+        )
+
+    def follow(self, managers: list[str]) -> None:
+        """The cluster's current managers; the one that answers last stays first."""
+        kept = [m for m in self.managers if m in managers]
+        self.managers = kept + [m for m in managers if m not in kept]
 
     async def assignments(self, node_id: str, index: int) -> tuple[int, list[Obj]]:
         params = {"node": node_id, "index": str(index)}

@@ -2,7 +2,10 @@
 `service create` with 3, 30 and 90 replicas until every task runs, scale to
 2x, and `service rm` until no container is left.
 
-    python -m bench.converge [--sizes 3,30,90]
+    python -m bench.converge [--sizes 3,30,90] [--runs 3]
+
+Each size runs --runs times on the same lab; the medians are printed last,
+beside Swarm's, with the ratio (target: at most 1.0x, aim 0.5x).
 
 Docker Swarm on this machine took (medians): 1.0 s (3), 5.5 s (30), 16 s (90);
 scale 90 -> 180: 16.9 s; rm of 90: 15.3 s (../shared/peer/results).
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -65,7 +69,12 @@ def spec(lab: LabSpec, name: str, replicas: int) -> dict[str, object]:
     }
 
 
-async def scenario(lab: LabSpec, sizes: list[int]) -> None:
+Figures = tuple[float, float, float]  # create, scale to 2x, rm (seconds)
+SWARM: dict[int, Figures] = {3: (1.0, 0.0, 0.0), 30: (5.5, 0.0, 0.0), 90: (16.0, 16.9, 15.3)}
+
+
+async def scenario(lab: LabSpec, sizes: list[int], runs: int) -> dict[int, list[Figures]]:
+    results: dict[int, list[Figures]] = {size: [] for size in sizes}
     api = f"https://{manager_address(lab.host(1))}"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=lab_tls(lab))) as session:
         # Warm up: the image on every host (the peer's scenario imports it first).
@@ -73,8 +82,8 @@ async def scenario(lab: LabSpec, sizes: list[int]) -> None:
         await until(partial(running_is, session, api, "warm", 3))
         await session.delete(f"{api}/services/warm")
         await until(partial(no_containers, lab))
-        for size in sizes:
-            name = f"c{size}"
+        for run, size in ((r, s) for r in range(runs) for s in sizes):
+            name = f"c{size}r{run}"
             async with session.post(f"{api}/services/create", json=spec(lab, name, size)) as r:
                 await r.read()
             created = await until(partial(running_is, session, api, name, size))
@@ -86,10 +95,26 @@ async def scenario(lab: LabSpec, sizes: list[int]) -> None:
             scaled = await until(partial(running_is, session, api, name, 2 * size))
             await session.delete(f"{api}/services/{name}")
             removed = await until(partial(no_containers, lab))
+            results[size].append((created, scaled, removed))
             print(
-                f"replicas {size:3}: create {created:6.2f}s   scale to {2 * size:3} "
-                f"{scaled:6.2f}s   rm {removed:6.2f}s"
+                f"run {run + 1} replicas {size:3}: create {created:6.2f}s   "
+                f"scale to {2 * size:3} {scaled:6.2f}s   rm {removed:6.2f}s",
+                flush=True,
             )
+    return results
+
+
+def print_medians(results: dict[int, list[Figures]]) -> None:
+    print("\nmedians (Swarm on this machine; ratio)")
+    for size, figures in results.items():
+        medians = [statistics.median(f[i] for f in figures) for i in range(3)]
+        cells = []
+        for what, ours, theirs in zip(
+            ("create", "scale", "rm"), medians, SWARM.get(size, (0, 0, 0)), strict=True
+        ):
+            ref = f" (Swarm {theirs:.1f}s; {ours / theirs:.2f}x)" if theirs else ""
+            cells.append(f"{what} {ours:6.2f}s{ref}")
+        print(f"replicas {size:3}: " + "   ".join(cells))
 
 
 async def running_is(session: aiohttp.ClientSession, api: str, name: str, wanted: int) -> bool:
@@ -103,11 +128,13 @@ async def no_containers(lab: LabSpec) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3,30,90")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     name = "bconv"
     lab = lab_up(name, 3, created_by="bench", managers=1)
     try:
-        asyncio.run(scenario(lab, [int(s) for s in args.sizes.split(",")]))
+        sizes = [int(s) for s in args.sizes.split(",")]
+        print_medians(asyncio.run(scenario(lab, sizes, max(args.runs, 1))))
     finally:
         lab_down(name)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from manager.daemon import Manager, ManagerConfig, ManagerError
+from manager.membership import MembershipError
 
 
 async def _run(config: ManagerConfig) -> None:
@@ -103,6 +104,6 @@ def main(
     )
     try:
         asyncio.run(_run(config))
-    except ManagerError as exc:
+    except (ManagerError, MembershipError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -4,20 +4,16 @@ unix socket, plus /metrics. `async with Manager(config) as m: await m.run()`."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from api.enroll import EnrollError, enroll
 from api.security import CertFiles
 from manager.certificates import ManagerCertificates
 from manager.dispatcher import Dispatcher, DispatcherLoops
@@ -30,6 +26,14 @@ from manager.http.lookup import new_id
 from manager.http.swarm import AFTER_INIT, MEMBERSHIP_CONTROL, manager_node
 from manager.http.system import cluster_of
 from manager.leader import Component, LeaderOnly
+from manager.membership import (
+    Joined,
+    MembershipFiles,
+    ask_to_join,
+    ask_to_leave,
+    manager_certificate,
+    read_or_create,
+)
 from manager.metrics import ManagerMetrics, StoreCollector
 from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
 from manager.reconciler import Reconciler
@@ -39,8 +43,6 @@ from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
 from manager.store.state import ObjectExists, StoreState
 from manager.store.store import Store, WriteTx
-
-PENDING_FILE = "pending-membership.json"
 
 
 class _Restart(Exception):
@@ -70,17 +72,6 @@ class ManagerConfig:
         return self.raft_addr or f"{self.advertise_addr.rsplit(':', 1)[0]}:4242"
 
 
-def _read_or_create(path: Path, make: str) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(make)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return make
-
-
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -108,13 +99,16 @@ class Manager:
         self.dispatcher: Dispatcher | None = None
         self.dispatcher_ref = DispatcherRef()
         self.restart = asyncio.Event()
-        self._peers_file = config.data_dir / "raft-peers.json"
         self.certs = ManagerCertificates(
             CertFiles(config.data_dir / "certificates"),
             lambda: self.node_id,
             config.advertise_addr.rsplit(":", 1)[0],
         )
         self._tls_site: web.TCPSite | None = None
+        files = self.certs.files
+        self.membership = MembershipFiles(
+            config.data_dir, config.peers, [files.ca, files.cert, files.key]
+        )
 
     async def __aenter__(self) -> Manager:
         await self.start()
@@ -126,18 +120,18 @@ class Manager:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        key_file = cfg.data_dir / "raft.key"
-        self._apply_pending_change(key_file)
-        self.node_id = _read_or_create(cfg.data_dir / "node-id", new_id())
+        key_file = self.membership.key_file
+        self.membership.apply_pending()
+        self.node_id = read_or_create(cfg.data_dir / "node-id", new_id())
         if cfg.store == "etcd":
             await self._start_on_etcd()
             return
-        peers = self._known_peers()
+        peers = self.membership.known_peers()
         if cfg.join and not key_file.exists():
-            members, key = await self._join(cfg.join, cfg.join_token or "")
-            _read_or_create(key_file, key)
-            peers = [m for m in members if m != cfg.raft_address]
-            self._save_peers(peers)
+            joined = await self._join(cfg.join, cfg.join_token or "")
+            read_or_create(key_file, joined.raft_key)
+            peers = [m for m in joined.members if m != cfg.raft_address]
+            self.membership.save_peers(peers)
         if cfg.force_new_cluster:
             if not key_file.exists():
                 raise ManagerError(f"--force-new-cluster: {cfg.data_dir} holds no cluster")
@@ -146,7 +140,7 @@ class Manager:
                 force_new_cluster, cfg.data_dir, key_file.read_text().strip(), self.node_id
             )
             peers = []
-        key = _read_or_create(key_file, secrets.token_urlsafe(32))
+        key = read_or_create(key_file, secrets.token_urlsafe(32))
         raft = RaftConfig(cfg.raft_address, tuple(peers), cfg.data_dir / "raft", password=key)
         self.proposer = RaftProposer(self.state, raft)
         self.proposer.start()
@@ -169,16 +163,6 @@ class Manager:
         self.store = Store(self.state, self.etcd, self.metrics.observe_write)
         await self._serve(None)
 
-    def _known_peers(self) -> list[str]:
-        if self._peers_file.exists():
-            return [str(p) for p in json.loads(self._peers_file.read_text())]
-        return list(self.config.peers)
-
-    def _save_peers(self, peers: list[str]) -> None:
-        tmp = self._peers_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(set(peers))))
-        tmp.replace(self._peers_file)
-
     async def _track_peers(self) -> None:
         """Keep the list of other managers on disk, for the next start."""
         assert self.store is not None
@@ -187,37 +171,17 @@ class Manager:
                 lambda tx: [str(n["RaftAddr"]) for n in tx.all("node") if n.get("RaftAddr")]
             )
             peers = [m for m in members if m != self.config.raft_address]
-            if peers and sorted(set(peers)) != sorted(set(self._known_peers())):
-                self._save_peers(peers)
+            if peers and sorted(set(peers)) != sorted(set(self.membership.known_peers())):
+                self.membership.save_peers(peers)
             await asyncio.sleep(1.0)
-
-    def _apply_pending_change(self, key_file: Path) -> None:
-        """A join or leave asked through the API takes effect at this start:
-        the old single-manager Raft files go aside, the new membership comes in."""
-        pending = self.config.data_dir / PENDING_FILE
-        if not pending.exists():
-            return
-        change = json.loads(pending.read_text())
-        raft_dir = self.config.data_dir / "raft"
-        if raft_dir.exists():
-            raft_dir.rename(self.config.data_dir / f"raft.before-{change['kind']}.{time.time_ns()}")
-        key_file.unlink(missing_ok=True)
-        self._peers_file.unlink(missing_ok=True)
-        if change["kind"] == "join":
-            _read_or_create(key_file, change["key"])
-            self._save_peers(change["peers"])
-        else:  # a node that left has no identity in any cluster
-            for path in (self.certs.files.ca, self.certs.files.cert, self.certs.files.key):
-                path.unlink(missing_ok=True)
-        pending.unlink()
 
     async def join_swarm(self, remote: str, token: str) -> None:
         """`docker swarm join` on this manager: join, then restart into the cluster."""
-        members, key = await self._join(remote, token)
-        peers = [m for m in members if m != self.config.raft_address]
+        joined = await self._join(remote, token)
+        peers = [m for m in joined.members if m != self.config.raft_address]
         if self.api_info is not None:
             self.api_info.joining = True
-        self._write_pending({"kind": "join", "key": key, "peers": peers})
+        self._restart_with({"kind": "join", "key": joined.raft_key, "peers": peers})
 
     async def leave_swarm(self) -> None:
         """`docker swarm leave --force`: out of Raft, then restart alone and empty."""
@@ -226,68 +190,33 @@ class Manager:
             lambda tx: [n for n in tx.all("node") if n.get("RaftAddr") and n["ID"] != self.node_id]
         )
         if others and self.reads is not None:
-            address = self.reads.leader_api()
-            if address is None:
-                raise ManagerError("the cluster has no leader to leave")
-            url = f"https://{address}/shoal/managers/leave"
-            body = {"NodeID": self.node_id, "RaftAddr": self.config.raft_address}
-            tls = self.certs.client_tls()
-            if tls is None:
-                raise ManagerError("this manager has no certificate to leave with")
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(url, json=body, ssl=tls) as reply,
-            ):
-                if reply.status != 200:
-                    raise ManagerError(f"leaving failed: {await reply.text()}")
-        self._write_pending({"kind": "leave"})
+            leader, tls = self.reads.leader_api(), self.certs.client_tls()
+            if leader is None or tls is None:
+                raise ManagerError(
+                    "the cluster has no leader to leave, or this manager no certificate"
+                )
+            await ask_to_leave(leader, tls, self.node_id, self.config.raft_address)
+        self._restart_with({"kind": "leave"})
 
-    def _write_pending(self, change: dict[str, Any]) -> None:
-        path = self.config.data_dir / PENDING_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(change))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+    def _restart_with(self, change: dict[str, Any]) -> None:
+        self.membership.write_pending(change)
         # Answer the request first, then restart.
         asyncio.get_running_loop().call_later(0.2, self.restart.set)
 
-    async def _join(self, remote: str, token: str) -> tuple[list[str], str]:
-        """Exchange the manager token for a manager certificate (pinning the
-        CA by the token's digest), then ask to join Raft, over mutual TLS."""
+    async def _join(self, remote: str, token: str) -> Joined:
+        """The manager certificate for the token (pinning the CA by its
+        digest), then a place in Raft."""
         cfg = self.config
-        try:
-            issued = await enroll(remote, token, self.node_id, cfg.advertise_addr)
-        except (EnrollError, ValueError) as exc:
-            raise ManagerError(str(exc)) from None
-        if issued.role != "manager":
-            raise ManagerError(
-                "this is a worker join token: a manager joins with the manager token"
-            )
+        issued = await manager_certificate(remote, token, self.node_id, cfg.advertise_addr)
         issued.save(self.certs.files)
         if issued.node_id != self.node_id:
             self.node_id = issued.node_id
             (cfg.data_dir / "node-id").write_text(issued.node_id)
         if not self.certs.load() or self.certs.client is None:
             raise ManagerError("the certificate this manager received cannot be loaded")
-        tls = self.certs.client
-        body = {
-            "NodeID": self.node_id,
-            "RaftAddr": cfg.raft_address,
-            "AdvertiseAddr": cfg.advertise_addr,
-            "Hostname": socket.gethostname(),
-        }
-        url = f"https://{remote}/shoal/managers/join"
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(url, json=body, ssl=tls) as reply,
-            ):
-                answer: dict[str, Any] = await reply.json(content_type=None)
-                if reply.status != 200:
-                    raise ManagerError(str(answer.get("message") or answer))
-        except aiohttp.ClientError as exc:
-            raise ManagerError(f"cannot reach the manager at {remote}: {exc}") from None
-        return [str(m) for m in answer["Members"]], str(answer["RaftKey"])
+        return await ask_to_join(
+            remote, self.certs.client, self.node_id, cfg.raft_address, cfg.advertise_addr
+        )
 
     async def _serve(self, raft_key: str | None) -> None:
         assert self.store is not None

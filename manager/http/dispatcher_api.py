@@ -18,6 +18,7 @@ from manager.http.identity import caller
 from manager.http.swarm import require_cluster
 from manager.http.writes import write
 from manager.store.store import WriteTx
+from manager.store.tables import Obj
 
 
 class DispatcherRef:
@@ -88,10 +89,19 @@ async def heartbeat(request: web.Request) -> web.Response:
     body = await read_json(request)
     node_id = node_of(request, body.get("NodeID"))
     period = await _dispatcher(request).heartbeat(node_id)
-    node = context(request).store.view(lambda tx: tx.get("node", node_id)) or {}
+    node, managers = context(request).store.view(
+        lambda tx: (tx.get("node", node_id) or {}, manager_addresses(tx.all("node")))
+    )
     # The role the cluster wants: the agent renews its certificate when it differs.
     role = (node.get("Spec") or {}).get("Role") or ""
-    return json_response({"Period": int(period * 1e9), "Role": role})
+    return json_response({"Period": int(period * 1e9), "Role": role, "Managers": managers})
+
+
+def manager_addresses(nodes: list[Obj]) -> list[str]:
+    """Where the managers' APIs are now, so agents follow joins and departures."""
+    return sorted(
+        str(n["ManagerStatus"]["Addr"]) for n in nodes if (n.get("ManagerStatus") or {}).get("Addr")
+    )
 
 
 async def status(request: web.Request) -> web.Response:
