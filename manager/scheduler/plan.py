@@ -10,6 +10,7 @@ reason, counted per filter, as Docker words it.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -103,64 +104,154 @@ def _plural(count: int) -> str:
     return f"{count} node" if count == 1 else f"{count} nodes"
 
 
+def _shape(task: Obj) -> str:
+    """Tasks with the same shape pass the same filters: one service's tasks,
+    bar global tasks, which each name their node."""
+    placement = _get(task, "Spec", "Placement")
+    return repr(
+        (
+            task.get("ServiceID", ""),
+            task.get("NodeID") or "",
+            placement.get("Constraints") or [],
+            placement.get("MaxReplicas") or 0,
+            placement.get("Preferences") or [],
+            reservations(task),
+        )
+    )
+
+
 def plan_schedule(
     pending: list[Obj], nodes: list[Obj], loads: dict[str, NodeLoad]
 ) -> list[Decision]:
-    """Place `pending` tasks; `loads` (node ID -> load) is updated as tasks land."""
+    """Place `pending` tasks; `loads` (node ID -> load) is updated as tasks land.
+
+    Tasks are taken by service and slot, in runs of the same shape: the
+    filters that do not depend on load run once per run, and without
+    placement preferences the next node comes off a heap ordered as the
+    spread wants (O(log N) per task; swarmkit keeps a node heap the same way)."""
     decisions: list[Decision] = []
-    for task in sorted(pending, key=lambda t: (t.get("ServiceID", ""), t.get("Slot") or 0)):
-        service_id = str(task.get("ServiceID", ""))
-        placement = _get(task, "Spec", "Placement")
-        try:
-            constraints = parse_constraints(list(placement.get("Constraints") or []))
-        except InvalidArgument as exc:
-            decisions.append(NoSuitableNode(task["ID"], f"no suitable node ({exc.message})"))
-            continue
-        max_replicas = int(placement.get("MaxReplicas") or 0)
-        cpus, memory = reservations(task)
-        failures: Counter[str] = Counter()
-        fits: list[Obj] = []
-        wanted_node = str(task.get("NodeID") or "")  # global tasks come with their node
-        for node in nodes:
-            if wanted_node and node["ID"] != wanted_node:
-                continue
-            load = loads.setdefault(node["ID"], NodeLoad())
-            capacity = _get(node, "Description", "Resources")
-            if _get(node, "Status").get("State") != "ready":
-                failures["node is not ready"] += 1
-            elif _get(node, "Spec").get("Availability", "active") != "active":
-                failures["node is not active"] += 1
-            elif not satisfies(node, constraints):
-                failures["scheduling constraints not satisfied"] += 1
-            elif (cpus and load.cpus + cpus > int(capacity.get("NanoCPUs") or 0)) or (
-                memory and load.memory + memory > int(capacity.get("MemoryBytes") or 0)
-            ):
-                failures["insufficient resources"] += 1
-            elif max_replicas and load.count(service_id) >= max_replicas:
-                failures["max replicas per node limit exceeded"] += 1
-            else:
-                fits.append(node)
-        if not fits:
-            detail = "; ".join(f"{why} on {_plural(n)}" for why, n in sorted(failures.items()))
-            decisions.append(
-                NoSuitableNode(task["ID"], f"no suitable node ({detail or 'no nodes'})")
-            )
-            continue
-        chosen = min(fits, key=lambda n: _spread_key(n, task, fits, loads))
-        loads[chosen["ID"]].add(service_id, cpus, memory)
-        decisions.append(Assign(task["ID"], chosen["ID"]))
+    by_id = {node["ID"]: node for node in nodes}
+    for node in nodes:
+        loads.setdefault(node["ID"], NodeLoad())
+    ordered = sorted(pending, key=lambda t: (t.get("ServiceID", ""), t.get("Slot") or 0))
+    start = 0
+    while start < len(ordered):
+        shape = _shape(ordered[start])
+        end = start + 1
+        while end < len(ordered) and _shape(ordered[end]) == shape:
+            end += 1
+        decisions += _place_run(ordered[start:end], nodes, by_id, loads)
+        start = end
     return decisions
 
 
-def _spread_key(
-    node: Obj, task: Obj, fits: list[Obj], loads: dict[str, NodeLoad]
-) -> tuple[Any, ...]:
-    service_id = str(task.get("ServiceID", ""))
-    preference_counts: list[int] = []
-    for preference in _get(task, "Spec", "Placement").get("Preferences") or []:
-        descriptor = str(_get(preference, "Spread").get("SpreadDescriptor") or "")
-        value = (node_values(node, descriptor) or [""])[0]
-        group = [n for n in fits if (node_values(n, descriptor) or [""])[0] == value]
-        preference_counts.append(sum(loads[n["ID"]].count(service_id) for n in group))
-    load = loads[node["ID"]]
-    return (*preference_counts, load.count(service_id), load.total, node["ID"])
+@dataclass
+class _Run:
+    """What one run of same-shaped tasks needs."""
+
+    service_id: str
+    cpus: int
+    memory: int
+    max_replicas: int
+    candidates: list[Obj]  # nodes that pass the filters that ignore load
+    failures: Counter[str]  # nodes that did not, by reason
+
+    def room_failure(self, node: Obj, load: NodeLoad) -> str:
+        capacity = _get(node, "Description", "Resources")
+        if (self.cpus and load.cpus + self.cpus > int(capacity.get("NanoCPUs") or 0)) or (
+            self.memory and load.memory + self.memory > int(capacity.get("MemoryBytes") or 0)
+        ):
+            return "insufficient resources"
+        if self.max_replicas and load.count(self.service_id) >= self.max_replicas:
+            return "max replicas per node limit exceeded"
+        return ""
+
+    def no_fit(self, loads: dict[str, NodeLoad]) -> str:
+        failures = Counter(self.failures)
+        for node in self.candidates:
+            why = self.room_failure(node, loads[node["ID"]])
+            if why:
+                failures[why] += 1
+        detail = "; ".join(f"{why} on {_plural(n)}" for why, n in sorted(failures.items()))
+        return f"no suitable node ({detail or 'no nodes'})"
+
+
+def _run_of(first: Obj, nodes: list[Obj], by_id: dict[str, Obj]) -> _Run:
+    placement = _get(first, "Spec", "Placement")
+    constraints = parse_constraints(list(placement.get("Constraints") or []))
+    wanted = str(first.get("NodeID") or "")  # global tasks come with their node
+    scope = ([by_id[wanted]] if wanted in by_id else []) if wanted else nodes
+    failures: Counter[str] = Counter()
+    candidates = []
+    for node in scope:
+        if _get(node, "Status").get("State") != "ready":
+            failures["node is not ready"] += 1
+        elif _get(node, "Spec").get("Availability", "active") != "active":
+            failures["node is not active"] += 1
+        elif not satisfies(node, constraints):
+            failures["scheduling constraints not satisfied"] += 1
+        else:
+            candidates.append(node)
+    cpus, memory = reservations(first)
+    service_id = str(first.get("ServiceID", ""))
+    max_replicas = int(placement.get("MaxReplicas") or 0)
+    return _Run(service_id, cpus, memory, max_replicas, candidates, failures)
+
+
+def _place_run(
+    run_tasks: list[Obj], nodes: list[Obj], by_id: dict[str, Obj], loads: dict[str, NodeLoad]
+) -> list[Decision]:
+    try:
+        run = _run_of(run_tasks[0], nodes, by_id)
+    except InvalidArgument as exc:
+        return [NoSuitableNode(t["ID"], f"no suitable node ({exc.message})") for t in run_tasks]
+    if _get(run_tasks[0], "Spec", "Placement").get("Preferences"):
+        return [_place_with_preferences(task, run, loads) for task in run_tasks]
+    service_id = run.service_id
+    heap = [
+        (loads[n["ID"]].count(service_id), loads[n["ID"]].total, n["ID"]) for n in run.candidates
+    ]
+    heapq.heapify(heap)
+    decisions: list[Decision] = []
+    for index, task in enumerate(run_tasks):
+        while heap:
+            _, _, node_id = heap[0]
+            load = loads[node_id]
+            if not run.room_failure(by_id[node_id], load):
+                break
+            heapq.heappop(heap)  # it only gets fuller: out for the rest of the run
+        if not heap:
+            # Loads only grow, so the rest of the run fits nowhere either.
+            reason = run.no_fit(loads)
+            return decisions + [NoSuitableNode(t["ID"], reason) for t in run_tasks[index:]]
+        load.add(service_id, run.cpus, run.memory)
+        heapq.heapreplace(heap, (load.count(service_id), load.total, node_id))
+        decisions.append(Assign(task["ID"], node_id))
+    return decisions
+
+
+def _place_with_preferences(task: Obj, run: _Run, loads: dict[str, NodeLoad]) -> Decision:
+    """Spread over label values first: the value whose nodes hold the fewest
+    tasks of the service, then as without preferences."""
+    fits = [n for n in run.candidates if not run.room_failure(n, loads[n["ID"]])]
+    if not fits:
+        return NoSuitableNode(task["ID"], run.no_fit(loads))
+    service_id = run.service_id
+    descriptors = [
+        str(_get(preference, "Spread").get("SpreadDescriptor") or "")
+        for preference in _get(task, "Spec", "Placement").get("Preferences") or []
+    ]
+    values = {n["ID"]: [(node_values(n, d) or [""])[0] for d in descriptors] for n in fits}
+    per_value: list[Counter[str]] = [Counter() for _ in descriptors]
+    for node in fits:
+        for i, value in enumerate(values[node["ID"]]):
+            per_value[i][value] += loads[node["ID"]].count(service_id)
+
+    def key(node: Obj) -> tuple[Any, ...]:
+        load = loads[node["ID"]]
+        counts = [per_value[i][v] for i, v in enumerate(values[node["ID"]])]
+        return (*counts, load.count(service_id), load.total, node["ID"])
+
+    chosen = min(fits, key=key)
+    loads[chosen["ID"]].add(service_id, run.cpus, run.memory)
+    return Assign(task["ID"], chosen["ID"])
