@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -462,3 +463,54 @@ def test_metrics_and_the_local_unix_socket(managers3: LabSpec) -> None:
     )
     assert pong.returncode == 0 and pong.stdout.count("Leader") == 1
     ok(docker(managers3, leader, "service", "rm", "metered"))
+
+
+def test_services_converge_on_three_managers_without_workers(managers3: LabSpec) -> None:
+    """Every manager's host runs an agent: the 3-manager lab is a 3-node cluster."""
+    image = f"{managers3.registry_address}/library/busybox:latest"
+    ok(
+        docker(
+            managers3,
+            2,
+            "service",
+            "create",
+            "--name",
+            "trio",
+            "--replicas",
+            "6",
+            "--stop-grace-period",
+            "1s",
+            "--update-monitor",
+            "500ms",
+            image,
+            "sleep",
+            "100000",
+        )
+    )
+
+    def running() -> Counter[str]:
+        lines = ok(
+            docker(
+                managers3,
+                3,
+                "service",
+                "ps",
+                "trio",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}} {{.CurrentState}}",
+            )
+        ).splitlines()
+        return Counter(line.split()[0] for line in lines if " Running " in f" {line} ")
+
+    hosts = [f"{managers3.name}-h{i}" for i in (1, 2, 3)]
+    assert running() == Counter({h: 2 for h in hosts})
+    ok(docker(managers3, 1, "service", "scale", "trio=9"))
+    assert running() == Counter({h: 3 for h in hosts})
+    ok(docker(managers3, 1, "service", "scale", "trio=3"))
+    deadline = time.monotonic() + 30
+    while running() != Counter({h: 1 for h in hosts}):
+        assert time.monotonic() < deadline, f"scale down to 3: {running()}"
+        time.sleep(0.3)
+    ok(docker(managers3, 1, "service", "rm", "trio"))

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,3 +230,38 @@ def test_agent_metrics_count_tasks_containers_and_pulls(cluster: LabSpec) -> Non
     assert sample("swarm_agent_image_pull_seconds_count") >= 1
     assert sample("swarm_agent_session_up") == 1
     docker(cluster, "service", "rm", "counted")
+
+
+def test_drain_pause_constraints_and_max_replicas(cluster: LabSpec) -> None:
+    h1, h2, h3 = (cluster.host(i).hostname for i in (1, 2, 3))
+    create(cluster, "spread", "--replicas", "3")
+    wait_for(lambda: running_nodes(cluster, "spread") == sorted([h1, h2, h3]), "one per node")
+    kept = {t["ID"] for t in tasks(cluster, "spread") if t["Node"] == h3}
+
+    docker(cluster, "node", "update", "--availability", "drain", h2)
+    wait_for(lambda: h2 not in running_nodes(cluster, "spread"), "drained node keeps a task")
+    wait_for(lambda: len(running_nodes(cluster, "spread")) == 3, "the drained task moved")
+    wait_for(lambda: not asyncio.run(containers_on(cluster, 2, every=True)), "drained containers")
+
+    docker(cluster, "node", "update", "--availability", "pause", h3)
+    on_h3 = Counter(running_nodes(cluster, "spread"))[h3]
+    docker(cluster, "service", "scale", "spread=5")
+    wait_for(lambda: len(running_nodes(cluster, "spread")) == 5, "scaled to 5")
+    placed = Counter(running_nodes(cluster, "spread"))
+    assert placed == Counter({h1: 5 - on_h3, h3: on_h3})  # paused h3 keeps its own, takes none
+    assert kept <= {t["ID"] for t in tasks(cluster, "spread") if t["Node"] == h3}
+    for node in (h2, h3):
+        docker(cluster, "node", "update", "--availability", "active", node)
+    docker(cluster, "service", "rm", "spread")
+
+    create(cluster, "pinned", "--replicas", "2", "--constraint", f"node.hostname!={h1}")
+    create(cluster, "capped", "--replicas", "4", "--replicas-max-per-node", "1")
+    wait_for(lambda: len(running_nodes(cluster, "pinned")) == 2, "constrained tasks run")
+    assert h1 not in running_nodes(cluster, "pinned")
+    wait_for(lambda: len(running_nodes(cluster, "capped")) == 3, "capped tasks run")
+    assert sorted(running_nodes(cluster, "capped")) == sorted([h1, h2, h3])
+    waiting = [t for t in tasks(cluster, "capped") if t["CurrentState"].startswith("Pending")]
+    assert len(waiting) == 1
+    assert "max replicas per node limit exceeded on 3 nodes" in waiting[0]["Error"]
+    for service in ("pinned", "capped"):
+        docker(cluster, "service", "rm", service)
