@@ -49,6 +49,12 @@ async def _run(config: AgentConfig) -> None:
     help="The unix socket of a manager on this host: the agent takes that node's identity.",
 )
 @click.option(
+    "--netd-socket",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="netd's socket on this host: containers get overlay networks, egress and DNS.",
+)
+@click.option(
     "--containerd-socket",
     type=click.Path(path_type=Path),
     default=Path("/run/containerd/containerd.sock"),
@@ -68,6 +74,7 @@ def main(
     managers: tuple[str, ...],
     token: str,
     manager_socket: Path | None,
+    netd_socket: Path | None,
     containerd_socket: Path,
     cgroup_parent: str,
     insecure: tuple[str, ...],
@@ -94,6 +101,7 @@ def main(
         managers=managers,
         token=token,
         manager_socket=manager_socket,
+        netd_socket=netd_socket,
         runtime=runtime,
         advertise_addr=advertise_addr,
         metrics_addr=metrics_addr,

@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent.identity import JoinMethod, NodeIdentity
+from agent.network import NetdClient
 from agent.session import ManagerSession, SessionError, retry_forever
 from agent.worker import Worker
 from runtime.config import RuntimeConfig
@@ -39,6 +40,7 @@ class AgentConfig:
     token: str  # used once, for the first certificate
     runtime: RuntimeConfig
     manager_socket: Path | None = None  # a manager on this host gives its node's certificate
+    netd_socket: Path | None = None  # netd on this host: containers get networks
     advertise_addr: str = ""
     metrics_addr: str = ""  # host:port for /metrics; "" for none
     labels: dict[str, str] = field(default_factory=dict)
@@ -105,7 +107,8 @@ class Agent:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
-        self.worker = Worker(self.runtime, self.pending.append, self._pulled)
+        networks = NetdClient(config.netd_socket) if config.netd_socket else None
+        self.worker = Worker(self.runtime, self.pending.append, self._pulled, networks)
         self.node_id = ""
         self.session_up = False
         self.container_states: Counter[str] = Counter()

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ from agent.controller import (
     Stop,
     TaskController,
 )
+from agent.network import Networks
 from api.base import now_time as now
 from api.container_spec import ContainerSpec, Limits
 from runtime.protocol import ContainerConfig, ContainerRuntime
@@ -46,14 +48,18 @@ def desired_running(task: Obj) -> bool:
     return str(task.get("DesiredState") or "running") in ("running", "ready", "accepted")
 
 
-def container_config(task: Obj) -> ContainerConfig:
+def container_config(
+    task: Obj, netns: str | None = None, resolv_conf: Path | None = None
+) -> ContainerConfig:
     template = task.get("Spec") or {}
     spec = msgspec.convert(template.get("ContainerSpec") or {}, ContainerSpec, strict=False)
     limits = msgspec.convert(
         ((template.get("Resources") or {}).get("Limits") or {}), Limits, strict=False
     )
     labels = {TASK_LABEL: task["ID"], SERVICE_LABEL: str(task.get("ServiceID", ""))}
-    return ContainerConfig(task["ID"], spec, limits=limits, labels=labels)
+    return ContainerConfig(
+        task["ID"], spec, limits=limits, netns_path=netns, resolv_conf=resolv_conf, labels=labels
+    )
 
 
 PullObserver = Callable[[float, bool], None]  # (seconds, succeeded), for /metrics
@@ -70,11 +76,13 @@ class TaskRunner:
         runtime: ContainerRuntime,
         report: Callable[[Obj], None],
         on_pull: PullObserver = _ignore_pull,
+        networks: Networks | None = None,
     ) -> None:
         self.task = task
         self.runtime = runtime
         self.report = report
         self.on_pull = on_pull
+        self.networks = networks
         self.controller = TaskController(task["ID"])
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.pid = 0
@@ -119,6 +127,9 @@ class TaskRunner:
                 try:
                     config = container_config(self.task)
                     await self._pull(config.spec.image)
+                    if self.networks is not None:
+                        attached = await self.networks.attach(self.task)
+                        config = container_config(self.task, attached.netns, attached.resolv_conf)
                     await self.runtime.create(config)
                 except Exception as exc:  # every failure of a user's task is reported
                     self.events.put_nowait(PrepareFailed(str(exc)))
@@ -138,6 +149,9 @@ class TaskRunner:
             case Remove():
                 with contextlib.suppress(Exception):
                     await self.runtime.delete(task_id)
+                if self.networks is not None:
+                    with contextlib.suppress(Exception):
+                        await self.networks.detach(task_id)
 
     async def _pull(self, image: str) -> None:
         started = time.monotonic()
@@ -167,10 +181,12 @@ class Worker:
         runtime: ContainerRuntime,
         report: Callable[[Obj], None],
         on_pull: PullObserver = _ignore_pull,
+        networks: Networks | None = None,
     ) -> None:
         self.runtime = runtime
         self.report = report
         self.on_pull = on_pull
+        self.networks = networks
         self.runners: dict[str, TaskRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -182,12 +198,15 @@ class Worker:
             if task is None or container.state not in ("running", "created"):
                 with contextlib.suppress(Exception):
                     await self.runtime.delete(container.id)
+                if self.networks is not None:
+                    with contextlib.suppress(Exception):
+                        await self.networks.detach(container.id)
                 continue
             runner = self._start_runner(task)
             runner.adopt(container.state == "running")
 
     def _start_runner(self, task: Obj) -> TaskRunner:
-        runner = TaskRunner(task, self.runtime, self.report, self.on_pull)
+        runner = TaskRunner(task, self.runtime, self.report, self.on_pull, self.networks)
         self.runners[task["ID"]] = runner
         self._tasks[task["ID"]] = asyncio.create_task(runner.run())
         return runner

@@ -195,6 +195,40 @@ def manager_socket(host: HostSpec) -> Path:
     return host.directory / "manager" / "manager.sock"
 
 
+def netd_socket(host: HostSpec) -> Path:
+    return host.directory / "netd" / "netd.sock"
+
+
+NETD_METRICS_PORT = 9324
+
+
+def netd_service(spec: LabSpec, host: HostSpec, managers: list[str]) -> ServiceSpec:
+    """shoal-netd inside a host: it shares the agent's certificate, and names
+    container namespaces so that `lab down` knows them as the lab's."""
+    argv = [
+        *enter_host(host),
+        str(Path(sys.executable).parent / "shoal-netd"),
+        "--data-dir",
+        str(host.directory / "netd"),
+        "--cert-dir",
+        str(host.directory / "agent" / "certificates"),
+        "--node-addr",
+        str(host.address),
+        "--metrics-addr",
+        f"{host.address}:{NETD_METRICS_PORT}",
+        "--netns-prefix",
+        f"shoal-{spec.name}-ct",
+    ]
+    for manager in managers:
+        argv += ["--manager", manager]
+    return ServiceSpec(
+        name=f"{host.name}/netd",
+        argv=argv,
+        log=str(host.directory / "netd.log"),
+        cgroup=host_cgroup(spec, host),
+    )
+
+
 def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str) -> ServiceSpec:
     """shoal-agent inside a host, on the host's containerd. Beside a manager
     it takes that manager's node identity (one host, one node, as in swarm)."""
@@ -213,6 +247,7 @@ def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str
         "--metrics-addr",
         f"{host.address}:9323",
     ]
+    argv += ["--netd-socket", str(netd_socket(host))]
     if manager_socket(host).parent.exists():
         argv += ["--manager-socket", str(manager_socket(host))]
     else:

@@ -23,6 +23,7 @@ from lab.configs import (
     manager_address,
     manager_service,
     manager_socket,
+    netd_service,
     save_services,
 )
 from lab.spec import LabSpec
@@ -136,7 +137,11 @@ async def start_agents(spec: LabSpec, managers: int, progress: Callable[[str], N
     tls = lab_tls(spec)
     _, swarm = await _request("GET", f"{api}/swarm", tls)
     token = swarm["JoinTokens"]["Worker"]
-    _add_services(spec, [agent_service(spec, h, addresses, token) for h in spec.all_hosts()])
+    _add_services(
+        spec,
+        [netd_service(spec, h, addresses) for h in spec.all_hosts()]
+        + [agent_service(spec, h, addresses, token) for h in spec.all_hosts()],
+    )
     progress(f"agents starting on {spec.hosts} hosts")
 
     async def all_ready() -> bool:

@@ -160,8 +160,11 @@ def max_hosts(underlay: ipaddress.IPv4Network) -> int:
 
 
 def netns_belongs_to_lab(netns: str, lab: str) -> bool:
-    """True for exactly the namespace names a lab called `lab` creates."""
-    return re.fullmatch(rf"shoal-{re.escape(lab)}-(sw|h[0-9]+)", netns) is not None
+    """True for exactly the namespace names a lab called `lab` creates: its
+    switch, its hosts, and its containers' (netd names them `shoal-<lab>-ct<12 of the
+    task ID>`, a shape no other lab's host can take)."""
+    pattern = rf"shoal-{re.escape(lab)}-(sw|h[0-9]+|ct[0-9a-z]{{12}})"
+    return re.fullmatch(pattern, netns) is not None
 
 
 def resolve_host(spec: LabSpec, text: str) -> HostSpec:

@@ -2,8 +2,8 @@
 
 It watches the store; each batch of changes (debounced) names the services to
 look at again. For each of them the orchestrator's plan creates, stops and
-forgets tasks; new tasks become pending (allocation: identity and slot now,
-network attachments with netd); pending tasks are placed by the scheduler.
+forgets tasks; new tasks get their network addresses and become pending (and
+nodes get their ingress address); pending tasks are placed by the scheduler.
 Each phase is one store transaction; a conflict just means another pass.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from api.base import new_id
 from api.base import now_time as now
+from manager.allocator.apply import allocate_networks
 from manager.orchestrator.plan import (
     ENDED,
     CreateTask,
@@ -59,6 +60,8 @@ def new_task(service: Obj, change: CreateTask) -> Obj:
 class Reconciler:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Nodes changed since every node last had its ingress address checked.
+        self._nodes_due = True
 
     async def run(self) -> None:
         while True:
@@ -97,6 +100,7 @@ class Reconciler:
 
     async def reconcile(self, service_ids: set[str], all_nodes: bool) -> None:
         """One pass; store refusals (conflicts, no quorum) wait for the next."""
+        self._nodes_due = self._nodes_due or all_nodes
         phases = (
             partial(self._orchestrate, service_ids, all_nodes),
             self._reap,
@@ -156,17 +160,32 @@ class Reconciler:
         await self.store.update(reap)
 
     async def _allocate(self) -> None:
+        """New tasks get their network addresses and become pending in one
+        write; nodes get their ingress address when nodes changed."""
+        check_nodes = self._nodes_due
+
         def allocate(tx: WriteTx) -> None:
-            for task in tx.find("task", "state", "new"):
-                if desired_running(task):
-                    status = {
-                        "Timestamp": now(),
-                        "State": "pending",
-                        "Message": "pending task scheduling",
-                    }
-                    tx.update("task", dict(task, Status=status))
+            tasks = [t for t in tx.find("task", "state", "new") if desired_running(t)]
+            allocation = allocate_networks(tx, tasks, check_nodes)
+            for task in tasks:
+                reason = allocation.refused.get(task["ID"])
+                if reason is not None:  # it stays new until addresses free up
+                    if (task.get("Status") or {}).get("Err") != reason:
+                        tx.update("task", dict(task, Status=dict(task["Status"], Err=reason)))
+                    continue
+                status = {
+                    "Timestamp": now(),
+                    "State": "pending",
+                    "Message": "pending task scheduling",
+                }
+                attachments = allocation.attachments.get(task["ID"])
+                if attachments is not None:
+                    task = dict(task, NetworksAttachments=attachments)
+                tx.update("task", dict(task, Status=status))
 
         await self.store.update(allocate)
+        if check_nodes:
+            self._nodes_due = False
 
     async def _schedule(self) -> None:
         def schedule(tx: WriteTx) -> None:

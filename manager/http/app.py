@@ -12,6 +12,7 @@ from manager.http import (
     dispatcher_api,
     events,
     join,
+    network_state,
     networks,
     nodes,
     secrets,
@@ -58,6 +59,7 @@ def make_app(ctx: APIContext) -> web.Application:
         events,
         join,
         dispatcher_api,
+        network_state,
         ca_api,
     )
     for module in modules:

@@ -10,13 +10,14 @@ import contextlib
 
 from aiohttp import web
 
+from manager.allocator.apply import with_ingress_address
 from manager.dispatcher import Dispatcher
 from manager.http.context import context
 from manager.http.forward import forward_to_leader
 from manager.http.framework import APIError, add_route, bad_request, json_response, read_json
 from manager.http.identity import caller
+from manager.http.networks import write_allocating
 from manager.http.swarm import require_cluster
-from manager.http.writes import write
 from manager.store.store import WriteTx
 from manager.store.tables import Obj
 
@@ -57,22 +58,20 @@ async def enroll_node(request: web.Request) -> web.Response:
         node = tx.get("node", node_id)
         status = {"State": "ready", "Message": "", "Addr": str(body.get("Addr") or "")}
         if node is None:
-            tx.create(
-                "node",
-                {
-                    "ID": node_id,
-                    "Agent": True,
-                    "Description": description,
-                    "Spec": {"Labels": {}, "Role": role, "Availability": "active"},
-                    "Status": status,
-                },
-            )
+            new_node = {
+                "ID": node_id,
+                "Agent": True,
+                "Description": description,
+                "Spec": {"Labels": {}, "Role": role, "Availability": "active"},
+                "Status": status,
+            }
+            tx.create("node", with_ingress_address(tx, new_node))
             return node_id
         node.update(Agent=True, Description=description, Status=status)
-        tx.update("node", node, check_version=False)
+        tx.update("node", with_ingress_address(tx, node), check_version=False)
         return str(node["ID"])
 
-    node_id = await write(ctx.store, enroll)
+    node_id = await write_allocating(ctx.store, enroll)
     return json_response({"NodeID": node_id})
 
 

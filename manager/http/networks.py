@@ -1,9 +1,16 @@
-"""/networks: swarm-scoped overlay networks (addresses arrive with netd)."""
+"""/networks: swarm-scoped overlay networks, each with its subnet, gateway and
+VNI allocated in the transaction that creates it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from aiohttp import web
 
+from manager.allocator.ipam import IPAMError
+from manager.allocator.networks import network_object, plan_ipam, pools_of
+from manager.allocator.usage import ingress_network, taken_subnets, tasks_holding, used_vnis
 from manager.http.context import context
 from manager.http.framework import (
     APIError,
@@ -15,12 +22,28 @@ from manager.http.framework import (
 )
 from manager.http.lookup import matches_filters, new_id, resolve
 from manager.http.swarm import require_cluster
-from manager.http.writes import write
-from manager.store.store import ReadTx, WriteTx
+from manager.http.writes import OUT_OF_SEQUENCE, write
+from manager.store.store import ReadTx, Store, WriteTx
 from manager.store.tables import Obj
 
 NETWORK_FILTERS = {"dangling", "driver", "id", "label", "name", "scope", "type"}
 PREDEFINED = {"ingress"}
+ALLOCATION_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+async def write_allocating(store: Store, fn: Callable[[WriteTx], T]) -> T:
+    """A write that allocates: it rewrites the objects it allocated from (the
+    cluster, networks) at the version it read, so a concurrent allocation from
+    the same snapshot conflicts instead of handing something out twice. Such a
+    conflict is another writer's doing: try again on fresh state."""
+    for _ in range(ALLOCATION_ATTEMPTS - 1):
+        try:
+            return await write(store, fn)
+        except APIError as exc:
+            if exc.message != OUT_OF_SEQUENCE:
+                raise
+    return await write(store, fn)
 
 
 def public(network: Obj) -> Obj:
@@ -51,30 +74,42 @@ async def create(request: web.Request) -> web.Response:
     network_id = new_id()
 
     def make(tx: WriteTx) -> None:
-        require_cluster(tx)
+        cluster = require_cluster(tx)
         if tx.by_name("network", body["Name"]) is not None:
             raise APIError(409, f"network with name {body['Name']} already exists")
+        if body.get("Ingress") and (present := ingress_network(tx)) is not None:
+            raise APIError(
+                409,
+                "rpc error: code = AlreadyExists desc = ingress network "
+                f"({present['Id']}) is already present",
+            )
+        pools, size = pools_of(cluster)
+        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        try:
+            ipam, options = plan_ipam(
+                body.get("IPAM"), options, pools, size, taken_subnets(tx), used_vnis(tx)
+            )
+        except IPAMError as exc:
+            raise bad_request(str(exc)) from None
         tx.create(
             "network",
-            {
-                "Name": body["Name"],
-                "Id": network_id,
-                "Scope": "swarm",
-                "Driver": driver,
-                "EnableIPv6": bool(body.get("EnableIPv6")),
-                "IPAM": body.get("IPAM") or {"Driver": "default", "Options": None, "Config": []},
-                "Internal": bool(body.get("Internal")),
-                "Attachable": bool(body.get("Attachable")),
-                "Ingress": bool(body.get("Ingress")),
-                "ConfigFrom": {"Network": ""},
-                "ConfigOnly": False,
-                "Containers": {},
-                "Options": body.get("Options") or {},
-                "Labels": body.get("Labels") or {},
-            },
+            network_object(
+                network_id,
+                body["Name"],
+                ipam,
+                options,
+                EnableIPv6=body.get("EnableIPv6"),
+                Internal=body.get("Internal"),
+                Attachable=body.get("Attachable"),
+                Ingress=body.get("Ingress"),
+                Labels=body.get("Labels"),
+            ),
         )
+        # Rewriting the cluster at the version read makes two creates that
+        # picked from the same snapshot conflict, so no subnet or VNI is given twice.
+        tx.update("cluster", cluster)
 
-    await write(ctx.store, make)
+    await write_allocating(ctx.store, make)
     return json_response({"Id": network_id, "Warning": ""}, status=201)
 
 
@@ -119,6 +154,14 @@ async def remove(request: web.Request) -> web.Response:
                 400,
                 f"rpc error: code = FailedPrecondition desc = network {network['Id']} is in use "
                 f"by service {users[0]}",
+            )
+        # Tasks of an earlier spec may still run on it (a rolling update).
+        holders = tasks_holding(tx, network["Id"])
+        if holders:
+            raise APIError(
+                400,
+                f"rpc error: code = FailedPrecondition desc = network {network['Id']} is in use "
+                f"by task {holders[0]}",
             )
         tx.delete("network", network["Id"])
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from manager.allocator.endpoint import allocate_endpoint
+from manager.allocator.ipam import IPAMError
 from manager.http.context import context
 from manager.http.framework import (
     APIError,
@@ -19,6 +21,7 @@ from manager.http.framework import (
     required_version,
 )
 from manager.http.lookup import matches_filters, new_id, resolve
+from manager.http.networks import write_allocating
 from manager.http.service_spec import normalize_service_spec, resolve_networks
 from manager.http.swarm import require_cluster
 from manager.http.writes import write
@@ -45,6 +48,14 @@ def public(service: Obj) -> Obj:
     return {k: v for k, v in service.items() if k not in ("SpecVersion",)}
 
 
+def endpoint_for(tx: WriteTx, service_id: str, spec: dict[str, Any], old: Obj | None) -> Obj:
+    """Ports and VIPs, allocated in the transaction that writes the spec."""
+    try:
+        return allocate_endpoint(tx, service_id, spec, old)
+    except IPAMError as exc:
+        raise bad_request(str(exc)) from None
+
+
 def service_status(tx: ReadTx, service: Obj) -> dict[str, int]:
     tasks = tx.find("task", "service", service["ID"])
     running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running")
@@ -67,18 +78,17 @@ async def create(request: web.Request) -> web.Response:
     def create_service(tx: WriteTx) -> None:
         require_cluster(tx)
         resolve_networks(tx, spec)
-        endpoint_spec = spec.get("EndpointSpec") or {"Mode": "vip"}
         tx.create(
             "service",
             {
                 "ID": service_id,
                 "Spec": spec,
                 "SpecVersion": 1,
-                "Endpoint": {"Spec": endpoint_spec},
+                "Endpoint": endpoint_for(tx, service_id, spec, None),
             },
         )
 
-    await write(ctx.store, create_service)
+    await write_allocating(ctx.store, create_service)
     return json_response({"ID": service_id}, status=201)
 
 
@@ -141,10 +151,7 @@ async def update(request: web.Request) -> web.Response:
         service["PreviousSpec"] = old
         service["Spec"] = spec
         service["SpecVersion"] = int(service.get("SpecVersion") or 1) + 1
-        service["Endpoint"] = {
-            **(service.get("Endpoint") or {}),
-            "Spec": spec.get("EndpointSpec") or {"Mode": "vip"},
-        }
+        service["Endpoint"] = endpoint_for(tx, service["ID"], spec, service.get("Endpoint"))
         service.pop("UpdateStatus", None)
         if rollback:
             service["UpdateStatus"] = {
@@ -153,7 +160,7 @@ async def update(request: web.Request) -> web.Response:
             }
         tx.update("service", service)
 
-    await write(ctx.store, change)
+    await write_allocating(ctx.store, change)
     return json_response({"Warnings": []})
 
 

@@ -12,6 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from api.security import JoinToken, new_token_secret, utcnow
+from manager.allocator.apply import with_ingress_address
+from manager.allocator.ipam import IPAMError
+from manager.allocator.networks import DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, ingress_network
 from manager.ca import RootCA, new_root_ca
 from manager.http.context import ManagerInfo, context
 from manager.http.framework import (
@@ -141,6 +144,16 @@ async def init(request: web.Request) -> web.Response:
         raise bad_request(f"invalid availability {availability!r}")
     spec = check_spec(merge_spec(default_swarm_spec(), body.get("Spec") or {}))
     spec["Name"] = "default"
+    pools = [str(p) for p in body.get("DefaultAddrPool") or DEFAULT_POOLS]
+    try:
+        subnet_size = int(body.get("SubnetSize") or DEFAULT_SUBNET_SIZE)
+    except (TypeError, ValueError):
+        raise bad_request(f"invalid subnet size {body.get('SubnetSize')!r}") from None
+    try:
+        # The routing mesh's network: the pool's first subnet (10.0.0.0/24 by default).
+        ingress = ingress_network(new_id(), pools, subnet_size)
+    except IPAMError as exc:
+        raise bad_request(f"invalid default address pool: {exc}") from None
     ca = new_root_ca(utcnow())
     digest = ca.digest
 
@@ -156,14 +169,17 @@ async def init(request: web.Request) -> web.Response:
                 "RootCA": ca.to_store(),
                 "TLSInfo": tls_info(ca),
                 "RootRotationInProgress": False,
-                "DefaultAddrPool": body.get("DefaultAddrPool") or ["10.0.0.0/8"],
-                "SubnetSize": body.get("SubnetSize") or 24,
+                "DefaultAddrPool": pools,
+                "SubnetSize": subnet_size,
                 "DataPathPort": body.get("DataPathPort") or 4789,
                 "JoinTokens": {"Worker": join_token(digest), "Manager": join_token(digest)},
             },
         )
+        if tx.by_name("network", ingress["Name"]) is None:
+            tx.create("network", ingress)
         if tx.get("node", ctx.manager.node_id) is None:
-            tx.create("node", manager_node(ctx.manager, availability))
+            node = manager_node(ctx.manager, availability)
+            tx.create("node", with_ingress_address(tx, node))
 
     await write(ctx.store, create)
     hook = request.app.get(AFTER_INIT)

@@ -78,6 +78,8 @@ def test_pick_underlay_skips_taken_subnets() -> None:
 def test_namespace_ownership_is_exact_between_labs_sharing_a_prefix() -> None:
     assert netns_belongs_to_lab("shoal-a-h1", "a")
     assert netns_belongs_to_lab("shoal-a-sw", "a")
+    assert netns_belongs_to_lab("shoal-a-ct0123456789ab", "a")  # a container's, made by netd
+    assert not netns_belongs_to_lab("shoal-a-ct-h1", "a")  # lab "a-ct"'s host
     assert not netns_belongs_to_lab("shoal-a-b-h1", "a")
     assert not netns_belongs_to_lab("shoal-a-h1x", "a")
     assert netns_belongs_to_lab("shoal-a-b-h1", "a-b")
