@@ -92,9 +92,10 @@ class NetdMetrics:
     async def sample_loop(self) -> None:
         """Link counters read every few seconds: a scrape must not run commands."""
         while True:
-            for network_id in list(self.netd.snapshot.networks):
+            networks = list(self.netd.snapshot.networks)
+            for network_id in networks:
                 self.counters[network_id] = await kernel.link_counters(vxlan_name(network_id))
-            await asyncio.sleep(SAMPLE_SECONDS)
+            await asyncio.sleep(SAMPLE_SECONDS if networks else 0.5)
 
     async def handler(self, _: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")

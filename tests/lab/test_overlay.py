@@ -19,6 +19,7 @@ from lab.lifecycle import lab_down, lab_up
 from lab.seed import busybox_reference
 from lab.services import kill_service, service_pid
 from lab.spec import LabSpec
+from lab.status import exec_argv
 from runtime.driver import ContainerdRuntime
 from tests.lab_fixtures import CREATED_BY, new_lab_name
 
@@ -114,7 +115,9 @@ def test_containers_on_one_overlay_talk_across_hosts_and_not_across_overlays(
         ip = address(cluster, other["ID"], "front")
         code, out = inside(cluster, client, "ping", "-c", "2", "-W", "2", ip)
         assert code == 0, out
-        code, out = inside(cluster, client, "wget", "-q", "-T", "5", "-O", "-", f"http://{ip}/")
+        code, out = inside(
+            cluster, client, "timeout", "5", "wget", "-q", "-O", "-", f"http://{ip}/"
+        )
         assert code == 0 and out.strip() == other["ID"][:12], out
     lonely = running(cluster, "lonely")[0]
     cut_off = address(cluster, lonely["ID"], "back")
@@ -146,7 +149,7 @@ def test_a_vip_spreads_connections_and_drops_a_removed_task(cluster: LabSpec) ->
     client = running(cluster, "web")[0]
     seen: Counter[str] = Counter()
     for _ in range(30):
-        code, out = inside(cluster, client, "wget", "-q", "-T", "5", "-O", "-", "http://web/")
+        code, out = inside(cluster, client, "timeout", "5", "wget", "-q", "-O", "-", "http://web/")
         assert code == 0, out
         seen[out.strip()] += 1
     assert set(seen) == {t["ID"][:12] for t in running(cluster, "web")}, seen
@@ -156,7 +159,7 @@ def test_a_vip_spreads_connections_and_drops_a_removed_task(cluster: LabSpec) ->
     kept = {t["ID"][:12] for t in running(cluster, "web")}
     client = next(t for t in running(cluster, "web"))
     for _ in range(30):
-        code, out = inside(cluster, client, "wget", "-q", "-T", "5", "-O", "-", "http://web/")
+        code, out = inside(cluster, client, "timeout", "5", "wget", "-q", "-O", "-", "http://web/")
         assert code == 0 and out.strip() in kept, out
 
 
@@ -183,11 +186,14 @@ def test_netd_killed_keeps_connections_and_serves_new_tasks(cluster: LabSpec) ->
     client, server = tasks[0], tasks[1]
     ip = address(cluster, server["ID"], "front")
     host = host_of(cluster, client)
+    netns = f"shoal-{cluster.name}-ct{client['ID'][:12]}"
+    ping = ["ip", "netns", "exec", netns, "busybox", "ping", "-c", "40", "-i", "0.1", "-W", "1", ip]
     pinger = subprocess.Popen(
-        ["ip", "netns", "exec", f"shoal-{cluster.name}-ct{client['ID'][:12]}",
-         "ping", "-c", "40", "-i", "0.1", "-W", "1", ip],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        exec_argv(cluster.name, f"h{host}", ping),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(0.5)
         old = service_pid(cluster, f"h{host}/netd")
@@ -201,7 +207,9 @@ def test_netd_killed_keeps_connections_and_serves_new_tasks(cluster: LabSpec) ->
     fresh = [t for t in running(cluster, "web") if t["ID"] not in {x["ID"] for x in tasks}]
     for task in fresh:
         new_ip = address(cluster, task["ID"], "front")
-        code, out = inside(cluster, client, "wget", "-q", "-T", "5", "-O", "-", f"http://{new_ip}/")
+        code, out = inside(
+            cluster, client, "timeout", "5", "wget", "-q", "-O", "-", f"http://{new_ip}/"
+        )
         assert code == 0 and out.strip() == task["ID"][:12], out
 
 
@@ -237,8 +245,12 @@ def test_bad_network_input_gets_dockers_errors(cluster: LabSpec) -> None:
 def test_netd_metrics(cluster: LabSpec) -> None:
     host = host_of(cluster, running(cluster, "web")[0])
     url = f"http://{cluster.host(host).address}:9324/metrics"
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        text = reply.read().decode()
+
+    def text() -> str:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return str(reply.read().decode())
+
+    wait_for(lambda: "swarm_netd_network_bytes_total{" in text(), "traffic counters", 20)
     for name in (
         "swarm_netd_endpoints{",
         "swarm_netd_fdb_entries{",
@@ -246,4 +258,4 @@ def test_netd_metrics(cluster: LabSpec) -> None:
         "swarm_netd_programming_seconds_count",
         "swarm_netd_dns_queries_total{",
     ):
-        assert name in text, name
+        assert name in text(), name
