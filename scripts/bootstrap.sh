@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   containerd runc iproute2 nftables fuse3 busybox-static docker-registry tini
-  util-linux procps ca-certificates
+  util-linux procps ca-certificates curl
   docker.io   # only its client: the stock docker CLI drives the managers' API
 )
 
-# The tests also run the store's conformance suite against a real etcd.
-[ "${1:-}" = "--dev" ] && DEBIAN_PACKAGES+=(etcd-server)
+# The tests also run the store's conformance suite against a real etcd, and
+# the benchmarks measure the overlay with iperf3.
+[ "${1:-}" = "--dev" ] && DEBIAN_PACKAGES+=(etcd-server iperf3)
 
 if [ "$(id -u)" != 0 ]; then
   echo "bootstrap: run as root (the lab creates network namespaces)" >&2

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: installs what it needs, then brings up a 3-host lab on this machine
 # (network-namespace hosts on a shared underlay, each with its own containerd,
-# a registry on h1, and three managers forming one Raft cluster) and shows it.
+# a registry on h1, three managers forming one Raft cluster, an agent and netd
+# on every host), runs a replicated web service on an overlay network with a
+# published port, and fetches its page through every node.
 # Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,12 +44,28 @@ $C node ls
 echo
 $DOCKER node ls
 echo
-echo "== a replicated service: 3 tasks, placed by the scheduler, run by the agents through containerd"
-$DOCKER service create --name hello --replicas 3 --stop-grace-period 1s --update-monitor 1s \
-  "$first:5000/library/busybox:latest" sh -c 'echo hello from $(hostname); sleep 100000'
-$DOCKER service ps hello
+echo "== an overlay network (VXLAN across the hosts) and a web service on it, published on port 8080"
+$DOCKER network create -d overlay demo-net
+$DOCKER service create --name web --replicas 3 --network demo-net --publish 8080:80 \
+  --stop-grace-period 1s --update-monitor 1s "$first:5000/library/busybox:latest" \
+  sh -c 'mkdir -p /www && echo "hello from task $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'
+$DOCKER service ps web
 echo
-echo "Look around:  .venv/bin/clusterctl lab status $LAB"
-echo "              $DOCKER service ps hello"
-echo "              .venv/bin/clusterctl lab exec --lab $LAB h2 -- ip addr"
+echo "== the page through every node's published port (the routing mesh picks a task anywhere)"
+tasks=$($DOCKER service ps web --no-trunc --filter desired-state=running --format '{{.ID}} {{.Node}}')
+addresses=$($C lab status "$LAB" --format json | .venv/bin/python -c \
+  "import json,sys; print(' '.join(x['address'] for x in json.load(sys.stdin)['hosts']))")
+for addr in $addresses; do
+  for i in 1 2; do
+    page=$(curl -s -m 5 "http://$addr:8080/" || echo "no answer")
+    task=${page##* }
+    node=$(echo "$tasks" | awk -v t="$task" 'index($1, t) == 1 {print $2}')
+    echo "  $addr:8080 -> $page (on ${node:-?})"
+  done
+done
+echo
+echo "Look around:  .venv/bin/clusterctl node ls"
+echo "              $DOCKER service ps web"
+echo "              .venv/bin/clusterctl lab status $LAB"
+echo "              .venv/bin/clusterctl lab exec --lab $LAB h2 -- ip -br link   # bridges, VXLAN, veths"
 echo "Take it down: .venv/bin/clusterctl lab down $LAB"
