@@ -10,6 +10,7 @@ import contextlib
 
 from aiohttp import web
 
+from api.task import TaskState
 from manager.allocator.apply import with_ingress_address
 from manager.dispatcher import Dispatcher
 from manager.http.context import context
@@ -18,6 +19,7 @@ from manager.http.framework import APIError, add_route, bad_request, json_respon
 from manager.http.identity import caller
 from manager.http.networks import write_allocating
 from manager.http.swarm import require_cluster
+from manager.orchestrator.plan import state_rank
 from manager.store.store import WriteTx
 from manager.store.tables import Obj
 
@@ -128,7 +130,10 @@ async def assignments(request: web.Request) -> web.Response:
                     if (change.object or {}).get("NodeID") == node_id or change.table != "task":
                         break
         await changes.aclose()
-    index, tasks = ctx.store.view(lambda tx: (tx.index, tx.find("task", "node", node_id)))
+    index, found = ctx.store.view(lambda tx: (tx.index, tx.find("task", "node", node_id)))
+    # A global task names its node from birth; it is the node's only once
+    # allocated and scheduled (its network addresses are in by then).
+    tasks = [t for t in found if state_rank(t["Status"]["State"]) >= int(TaskState.ASSIGNED)]
     return json_response({"Index": index, "Tasks": tasks})
 
 

@@ -259,3 +259,14 @@ def test_netd_metrics(cluster: LabSpec) -> None:
         "swarm_netd_dns_queries_total{",
     ):
         assert name in text(), name
+
+
+def test_a_global_service_is_on_its_overlay_too(cluster: LabSpec) -> None:
+    service(cluster, "everywhere", "--mode", "global", "--network", "front")
+    converged(cluster, "everywhere", 3)
+    web = running(cluster, "web")[0]
+    for task in running(cluster, "everywhere"):
+        ip = address(cluster, task["ID"], "front")
+        code, out = inside(cluster, web, "ping", "-c", "1", "-W", "2", ip)
+        assert code == 0, out
+    docker(cluster, "service", "rm", "everywhere")
