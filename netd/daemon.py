@@ -203,15 +203,22 @@ class Netd:
                 links=links,
             )
             self.attachments[task_id] = attachment
-            save_attachments(self.state_file, self.attachments)
             plan = self._plan()
-            for link in links:
-                network = plan.networks[link.network_id]
-                address = plan.bridge_address.get(link.network_id)
-                await kernel.ensure_network(network, self.config.node_addr, address)
-                self._applied[f"net:{link.network_id}"] = (network, address)
-            prefixlen = ipaddress.IPv4Network(self.config.gateway_subnet).prefixlen
-            await kernel.attach(attachment, self.config.gateway, prefixlen)
+            try:
+                for link in links:
+                    network = plan.networks[link.network_id]
+                    address = plan.bridge_address.get(link.network_id)
+                    if self._applied.get(f"net:{link.network_id}") != (network, address):
+                        await kernel.ensure_network(network, self.config.node_addr, address)
+                        self._applied[f"net:{link.network_id}"] = (network, address)
+                prefixlen = ipaddress.IPv4Network(self.config.gateway_subnet).prefixlen
+                await kernel.attach(attachment, self.config.gateway, prefixlen)
+            except kernel.KernelError as exc:
+                self.attachments.pop(task_id)
+                await kernel.detach(attachment)
+                raise AttachError(f"attaching {task_id}: {exc}") from None
+            # Recorded once whole: a netd killed half way starts this one over.
+            save_attachments(self.state_file, self.attachments)
             await self._apply(plan)
         self.changed.set()
         return attachment

@@ -121,39 +121,51 @@ async def apply_rules(ruleset: str, netns: str | None = None) -> None:
 
 async def attach(attachment: Attachment, gateway: str, prefixlen: int) -> None:
     """A namespace for the container, a veth into each overlay's bridge and
-    one into the gateway bridge (default route, egress, DNS)."""
+    one into the gateway bridge (default route, egress, DNS). Three batches
+    of iproute2 commands: a container start pays for a handful of processes,
+    not dozens."""
     ns = attachment.netns
-    await run("ip", "netns", "add", ns, check=False)
-    await run("ip", "-n", ns, "link", "set", "lo", "up")
-    for index, link in enumerate(attachment.links):
-        await _veth(ns, link.host_veth, f"eth{index}", bridge_name(link.network_id), link)
-    gw_link = Link("", attachment.gateway_veth, f"{attachment.gateway_ip}/{prefixlen}", "")
-    inside = f"eth{len(attachment.links)}"
-    await _veth(ns, attachment.gateway_veth, inside, GATEWAY_BRIDGE, gw_link)
+    gateway_link = Link("", attachment.gateway_veth, f"{attachment.gateway_ip}/{prefixlen}", "")
+    links = [*attachment.links, gateway_link]
+    if (await _run_status("ip", "netns", "add", ns)) != 0:
+        await _forget(attachment)  # the leftovers of an attach cut short: start over
+        await run("ip", "netns", "add", ns)
+    host_create, inside, host_join = [], ["link set lo up"], []
+    for index, link in enumerate(links):
+        temporary, name = "t" + link.host_veth[1:], f"eth{index}"
+        bridge = bridge_name(link.network_id) if link.network_id else GATEWAY_BRIDGE
+        mtu = MTU if link.network_id else 1500
+        host_create.append(f"link add {link.host_veth} type veth peer name {temporary} netns {ns}")
+        inside.append(f"link set {temporary} name {name}")
+        if link.mac:
+            inside.append(f"link set {name} address {link.mac}")
+        inside.append(f"link set {name} mtu {mtu} up")
+        inside.append(f"addr add {link.address} dev {name}")
+        host_join.append(f"link set {link.host_veth} master {bridge} mtu {mtu} up")
+    inside.append(f"route add default via {gateway} dev eth{len(links) - 1}")
+    await run("ip", "-batch", "-", stdin="\n".join(host_create) + "\n")
+    await run("ip", "-n", ns, "-batch", "-", stdin="\n".join(inside) + "\n")
+    await run("ip", "-batch", "-", stdin="\n".join(host_join) + "\n")
     await run("bridge", "link", "set", "dev", attachment.gateway_veth, "isolated", "on")
-    await run("ip", "-n", ns, "route", "replace", "default", "via", gateway, "dev", inside)
 
 
-async def _veth(ns: str, host_end: str, inside: str, bridge: str, link: Link) -> None:
-    present = await links()
-    if host_end not in present:
-        temporary = "t" + host_end[1:]
-        await run("ip", "link", "add", host_end, "type", "veth", "peer", "name", temporary)
-        await run("ip", "link", "set", temporary, "netns", ns)
-        await run("ip", "-n", ns, "link", "set", temporary, "name", inside)
-    mtu = str(MTU) if link.network_id else "1500"
-    if link.mac:
-        await run("ip", "-n", ns, "link", "set", inside, "address", link.mac)
-    await run("ip", "-n", ns, "link", "set", inside, "mtu", mtu, "up")
-    await run("ip", "-n", ns, "addr", "replace", link.address, "dev", inside)
-    await run("ip", "link", "set", host_end, "master", bridge, "mtu", mtu, "up")
+async def _run_status(*argv: str) -> int:
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
 
 
-async def detach(attachment: Attachment) -> None:
-    """Deleting the namespace takes the container's veth ends, and so their peers."""
+async def _forget(attachment: Attachment) -> None:
     await run("ip", "netns", "del", attachment.netns, check=False)
     for name in [link.host_veth for link in attachment.links] + [attachment.gateway_veth]:
         await run("ip", "link", "del", name, check=False)
+
+
+async def detach(attachment: Attachment) -> None:
+    """Deleting the namespace takes the container's veth ends, and so their
+    peers on the bridges (the container is gone by now)."""
+    await run("ip", "netns", "del", attachment.netns, check=False)
 
 
 async def link_counters(name: str) -> tuple[int, int, int, int]:
