@@ -29,8 +29,11 @@ class TaskAllocation:
 
 
 def publishes_ingress(service: Obj) -> bool:
+    """Ports published in either mode: host-mode tasks join the ingress network
+    too, so netd learns which of a node's tasks are running (swarm uses the
+    host's bridge for them; the extra address costs nothing else)."""
     ports = (service.get("Endpoint") or {}).get("Ports") or []
-    return any(p.get("PublishMode", "ingress") == "ingress" for p in ports)
+    return bool(ports)
 
 
 class TaskNetworks:

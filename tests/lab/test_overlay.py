@@ -270,3 +270,24 @@ def test_a_global_service_is_on_its_overlay_too(cluster: LabSpec) -> None:
         code, out = inside(cluster, web, "ping", "-c", "1", "-W", "2", ip)
         assert code == 0, out
     docker(cluster, "service", "rm", "everywhere")
+
+
+def test_host_mode_publishing_and_egress(cluster: LabSpec) -> None:
+    h2 = cluster.host(2)
+    service(
+        cluster, "local", "--publish", "mode=host,target=80,published=8081",
+        "--constraint", f"node.hostname=={h2.hostname}", command=WEB,
+    )  # fmt: skip
+    converged(cluster, "local", 1)
+    task = running(cluster, "local")[0]
+    with urllib.request.urlopen(f"http://{h2.address}:8081/", timeout=5) as reply:
+        assert reply.read().decode().strip() == task["ID"][:12]
+    with pytest.raises(OSError):  # host mode: only where a task runs
+        urllib.request.urlopen(f"http://{cluster.host(3).address}:8081/", timeout=5)
+    # Egress through the node's gateway bridge: the lab registry on h1's underlay.
+    code, out = inside(
+        cluster, task, "timeout", "5", "wget", "-q", "-O", "-",
+        f"http://{cluster.registry_address}/v2/",
+    )  # fmt: skip
+    assert code == 0 and out.strip() == "{}", out
+    docker(cluster, "service", "rm", "local")
