@@ -34,7 +34,23 @@ def _ids(tx: ReadTx, table: str, refs: list[str]) -> set[str]:
     return ids
 
 
+def _node_ids(tx: ReadTx, refs: list[str]) -> set[str]:
+    """Docker takes a node's ID, a prefix of it, or its name (hostname)."""
+    ids: set[str] = set()
+    for ref in refs:
+        named = [
+            n["ID"]
+            for n in tx.all("node")
+            if ref
+            in ((n.get("Spec") or {}).get("Name"), (n.get("Description") or {}).get("Hostname"))
+        ]
+        ids |= set(named) or _ids(tx, "node", [ref]) or {ref}
+    return ids
+
+
 def select(tx: ReadTx, filters: dict[str, list[str]]) -> list[Obj]:
+    if "node" in filters:
+        filters = dict(filters, node=sorted(_node_ids(tx, filters["node"])))
     if "service" in filters:
         candidates = [
             t

@@ -226,3 +226,24 @@ async def test_swarm_update_rotates_tokens_and_checks_the_version(swarm: Client)
     assert after["Spec"]["Labels"] == {"team": "ops"}
     stale = await swarm.post(f"/swarm/update?version={version}", json=spec)
     assert await error(stale, 500) == "rpc error: code = Unknown desc = update out of sequence"
+
+
+async def test_task_filter_by_node_takes_its_hostname() -> None:
+    async with api_client(leader_loops=True) as client:
+        assert (await client.post("/swarm/init", json={})).status == 200
+        spec = {
+            "Name": "pinned",
+            "TaskTemplate": {"ContainerSpec": {"Image": "busybox"}},
+            "Mode": {"Replicated": {"Replicas": 1}},
+        }
+        assert (await client.post("/services/create", json=spec)).status == 201
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            tasks = await (await client.get("/tasks")).json()
+            if tasks and tasks[0].get("NodeID"):
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the task was not placed"
+            await asyncio.sleep(0.05)
+        by_name = json.dumps({"node": ["manager-1"]})
+        found = await (await client.get("/tasks", params={"filters": by_name})).json()
+        assert [t["ID"] for t in found] == [tasks[0]["ID"]]
