@@ -69,6 +69,7 @@ async def _run(config: AgentConfig) -> None:
 )
 @click.option("--advertise-addr", default="", help="This node's address.")
 @click.option("--metrics-addr", default="", help="host:port for /metrics.")
+@click.option("--api-addr", default="", help="host:port for the agent's API (HTTPS).")
 def main(
     data_dir: Path,
     managers: tuple[str, ...],
@@ -80,6 +81,7 @@ def main(
     insecure: tuple[str, ...],
     advertise_addr: str,
     metrics_addr: str,
+    api_addr: str,
 ) -> None:
     """Run a Shoal agent: this node's tasks, through containerd.
 
@@ -105,5 +107,6 @@ def main(
         runtime=runtime,
         advertise_addr=advertise_addr,
         metrics_addr=metrics_addr,
+        api_addr=api_addr,
     )
     asyncio.run(_run(config))

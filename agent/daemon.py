@@ -9,6 +9,7 @@ import contextlib
 import os
 import platform
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from agent.api import make_api, server_context
 from agent.identity import JoinMethod, NodeIdentity
 from agent.network import NetdClient
 from agent.session import ManagerSession, SessionError, retry_forever
@@ -43,6 +45,7 @@ class AgentConfig:
     netd_socket: Path | None = None  # netd on this host: containers get networks
     advertise_addr: str = ""
     metrics_addr: str = ""  # host:port for /metrics; "" for none
+    api_addr: str = ""  # host:port for the agent's API (images, builds), HTTPS; "" for none
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -113,6 +116,8 @@ class Agent:
         self.session_up = False
         self.container_states: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
+        self._api_runner: web.AppRunner | None = None
+        self.api_tls: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> Agent:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,21 +126,36 @@ class Agent:
         await self.runtime.open()
         self.node_id = await retry_forever(
             "register",
-            lambda: session.register(describe(self.config.labels), self.config.advertise_addr),
+            lambda: session.register(
+                describe(self.config.labels), self.config.advertise_addr, self.config.api_addr
+            ),
         )
         (self.config.data_dir / "node-id").write_text(self.node_id)
         self.session_up = True
         if self.config.metrics_addr:
             await self._serve_metrics()
+        if self.config.api_addr:
+            await self._serve_api()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.worker.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._api_runner is not None:
+            await self._api_runner.cleanup()
         if self.session is not None:
             await self.session.close()
         await self.runtime.close()
+
+    async def _serve_api(self) -> None:
+        files = self.identity.files
+        self.api_tls = server_context(files.ca, files.cert, files.key)
+        runner = web.AppRunner(make_api(self.runtime), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        host, _, port = self.config.api_addr.rpartition(":")
+        await web.TCPSite(runner, host, int(port), ssl_context=self.api_tls).start()
+        self._api_runner = runner
 
     async def _serve_metrics(self) -> None:
         async def metrics(_: web.Request) -> web.Response:
@@ -176,7 +196,10 @@ class Agent:
                 beat = await self.session.heartbeat(self.node_id)
                 period = beat.period
                 self.session_up = True
-                await self.identity.renew_if_due(self.session.managers, beat.role)
+                renewed = await self.identity.renew_if_due(self.session.managers, beat.role)
+                if renewed and self.api_tls is not None:  # new connections get the new one
+                    files = self.identity.files
+                    self.api_tls.load_cert_chain(str(files.cert), str(files.key))
             except SessionError:
                 self.session_up = False
             await asyncio.sleep(max(period / 2, 0.05))

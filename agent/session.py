@@ -54,8 +54,8 @@ class ManagerSession:
                 errors.append(f"{manager}: {exc or type(exc).__name__}")
         raise SessionError("; ".join(errors) or "no managers configured")
 
-    async def register(self, description: Obj, addr: str) -> str:
-        body = {"Description": description, "Addr": addr}
+    async def register(self, description: Obj, addr: str, api_addr: str = "") -> str:
+        body = {"Description": description, "Addr": addr, "APIAddr": api_addr}
         answer = await self._call("POST", "/shoal/dispatcher/register", json=body)
         return str(answer["NodeID"])
 

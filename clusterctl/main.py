@@ -16,6 +16,7 @@ from api.enroll import EnrollError
 from api.errors import ApiError
 from clusterctl.cluster_commands import cluster_group, context_group, node_group
 from clusterctl.contexts import ContextError
+from clusterctl.image_commands import image_group
 from clusterctl.lab_commands import lab_group
 from lab.lifecycle import LabError
 from lab.spec import LabSpecError
@@ -43,7 +44,7 @@ def cli(debug: bool) -> None:
     """
 
 
-for group in (cluster_group, node_group, context_group, lab_group):
+for group in (cluster_group, node_group, image_group, context_group, lab_group):
     cli.add_command(group)
 
 

@@ -200,6 +200,7 @@ def netd_socket(host: HostSpec) -> Path:
 
 
 NETD_METRICS_PORT = 9324
+AGENT_API_PORT = 2376
 
 
 def netd_service(spec: LabSpec, host: HostSpec, managers: list[str]) -> ServiceSpec:
@@ -246,6 +247,8 @@ def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str
         str(host.address),
         "--metrics-addr",
         f"{host.address}:9323",
+        "--api-addr",
+        f"{host.address}:{AGENT_API_PORT}",
     ]
     argv += ["--netd-socket", str(netd_socket(host))]
     if manager_socket(host).parent.exists():

@@ -59,17 +59,20 @@ async def enroll_node(request: web.Request) -> web.Response:
     def enroll(tx: WriteTx) -> str:
         node = tx.get("node", node_id)
         status = {"State": "ready", "Message": "", "Addr": str(body.get("Addr") or "")}
+        # Where the node's agent serves its own API (images, builds), if it does.
+        agent_api = str(body.get("APIAddr") or "")
         if node is None:
             new_node = {
                 "ID": node_id,
                 "Agent": True,
+                "AgentAPI": agent_api,
                 "Description": description,
                 "Spec": {"Labels": {}, "Role": role, "Availability": "active"},
                 "Status": status,
             }
             tx.create("node", with_ingress_address(tx, new_node))
             return node_id
-        node.update(Agent=True, Description=description, Status=status)
+        node.update(Agent=True, AgentAPI=agent_api, Description=description, Status=status)
         tx.update("node", with_ingress_address(tx, node), check_version=False)
         return str(node["ID"])
 
