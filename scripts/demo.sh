@@ -2,8 +2,9 @@
 # The demo: installs what it needs, then brings up a 3-host lab on this machine
 # (network-namespace hosts on a shared underlay, each with its own containerd,
 # a registry on h1, three managers forming one Raft cluster, an agent and netd
-# on every host), runs a replicated web service on an overlay network with a
-# published port, and fetches its page through every node.
+# on every host), builds the demo's web image with `clusterctl image build`,
+# runs it as a replicated service on an overlay network with a published port,
+# and fetches its page through every node.
 # Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,11 +45,14 @@ $C node ls
 echo
 $DOCKER node ls
 echo
+echo "== the demo's web image: built by a node's agent from examples/web (FROM the lab's busybox), pushed to the lab registry"
+$C image build -t "$first:5000/demo/web:1" --build-arg "REGISTRY=$first:5000" examples/web
+$C image push "$first:5000/demo/web:1"
+echo
 echo "== an overlay network (VXLAN across the hosts) and a web service on it, published on port 8080"
 $DOCKER network create -d overlay demo-net
 $DOCKER service create --name web --replicas 3 --network demo-net --publish 8080:80 \
-  --stop-grace-period 1s --update-monitor 1s "$first:5000/library/busybox:latest" \
-  sh -c 'mkdir -p /www && echo "hello from task $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'
+  --stop-grace-period 1s --update-monitor 1s "$first:5000/demo/web:1"
 $DOCKER service ps web
 echo
 echo "== the page through every node's published port (the routing mesh picks a task anywhere)"
@@ -64,7 +68,7 @@ for addr in $addresses; do
   done
 done
 echo
-echo "Look around:  .venv/bin/clusterctl node ls"
+echo "Look around:  .venv/bin/clusterctl node ls;  .venv/bin/clusterctl image ls --node $LAB-h2"
 echo "              $DOCKER service ps web"
 echo "              .venv/bin/clusterctl lab status $LAB"
 echo "              .venv/bin/clusterctl lab exec --lab $LAB h2 -- ip -br link   # bridges, VXLAN, veths"
