@@ -5,6 +5,7 @@ other node through the registry, and a service runs the built image."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -12,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testcontainers.core.container import DockerContainer
 
 from clusterctl.contexts import Context, Contexts
 from lab.configs import docker_tls_args, manager_address
 from lab.lifecycle import lab_down, lab_up
 from lab.spec import LabSpec
+from tests.lab.docker_peer import docker_daemon, no_reaper
 from tests.lab.helpers import clusterctl
 from tests.lab_fixtures import CREATED_BY, new_lab_name
 
@@ -98,3 +101,36 @@ def test_a_failing_build_is_one_line_and_exit_1(cluster: LabSpec, tmp_path: Path
     assert done.returncode == 1 and "2" in done.stderr and "FROBNICATE" in done.stderr.upper()
     unknown = clusterctl("image", "ls", "--node", "nosuchnode")
     assert unknown.returncode == 1 and "no ready node 'nosuchnode'" in unknown.stderr
+
+
+def test_stock_docker_runs_an_image_shoal_built(cluster: LabSpec, tmp_path: Path) -> None:
+    registry = cluster.registry_address
+    image = f"{registry}/test/hello:1"
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {registry}/library/busybox:latest\n"
+        "COPY greeting /greeting\n"
+        "ENV WHO=docker\n"
+        'CMD ["sh", "-c", "cat /greeting; echo $WHO"]\n'
+    )
+    (tmp_path / "greeting").write_text("built by shoal, run by\n")
+    ok("image", "build", "-t", image, str(tmp_path))
+    ok("image", "push", image)
+    no_reaper()
+    with docker_daemon(Path("/tmp") / f"shoal-peer-{cluster.name}", registry) as host:
+        os.environ["DOCKER_HOST"] = host
+        try:
+            container = DockerContainer(image)
+            container.start()
+            try:
+                deadline = time.monotonic() + 60
+                while container.get_wrapped_container().reload() or (
+                    container.get_wrapped_container().status != "exited"
+                ):
+                    assert time.monotonic() < deadline, "the container did not finish"
+                    time.sleep(0.2)
+                stdout, _ = container.get_logs()
+            finally:
+                container.stop()
+        finally:
+            os.environ.pop("DOCKER_HOST", None)
+    assert stdout.decode() == "built by shoal, run by\ndocker\n"
