@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,7 @@ from manager.orchestrator.plan import (
     CreateTask,
     DeleteTask,
     StopTask,
+    WaitUntil,
     desired_running,
     plan_global,
     plan_replicated,
@@ -54,6 +56,8 @@ def new_task(service: Obj, change: CreateTask) -> Obj:
         "ServiceAnnotations": {"Name": spec.get("Name", ""), "Labels": spec.get("Labels") or {}},
         "DesiredState": "running",
         "Status": {"Timestamp": now(), "State": "new", "Message": "created"},
+        # The slot's restarts so far (epoch seconds), for MaxAttempts and Window.
+        **({"Restarts": list(change.restarts)} if change.restarts else {}),
     }
 
 
@@ -62,6 +66,8 @@ class Reconciler:
         self.store = store
         # Nodes changed since every node last had its ingress address checked.
         self._nodes_due = True
+        # Restarts waiting for their delay: service ID -> when to plan it again.
+        self._wake: dict[str, float] = {}
 
     async def run(self) -> None:
         while True:
@@ -87,7 +93,16 @@ class Reconciler:
         async with asyncio.TaskGroup() as group:
             group.create_task(pump())
             while True:
-                batch = [await queue.get()]
+                due = min(self._wake.values(), default=None)
+                try:
+                    timeout = None if due is None else max(due - time.time(), 0.0)
+                    batch = [await asyncio.wait_for(queue.get(), timeout)]
+                except TimeoutError:  # a restart delay passed
+                    ready = {s for s, at in self._wake.items() if at <= time.time()}
+                    for service_id in ready:
+                        self._wake.pop(service_id, None)
+                    await self.reconcile(ready, all_nodes=False)
+                    continue
                 await asyncio.sleep(DEBOUNCE_SECONDS)  # let a burst of changes gather
                 while not queue.empty():
                     batch.append(queue.get_nowait())
@@ -114,7 +129,10 @@ class Reconciler:
                 log.info("reconcile pass deferred: %s", exc)
 
     async def _orchestrate(self, service_ids: set[str], all_nodes: bool) -> None:
+        waits: dict[str, float] = {}
+
         def orchestrate(tx: WriteTx) -> None:
+            waits.clear()  # a retried transaction plans afresh
             nodes = tx.all("node")
             eligible = [n["ID"] for n in nodes if eligible_for_global(n)]
             drained = frozenset(
@@ -130,10 +148,11 @@ class Reconciler:
                     continue
                 tasks = tx.find("task", "service", service_id)
                 mode = service["Spec"].get("Mode") or {}
+                moment = time.time()
                 if "Global" in mode:
-                    plan = plan_global(service, tasks, eligible)
+                    plan = plan_global(service, tasks, eligible, now=moment)
                 elif "Replicated" in mode:
-                    plan = plan_replicated(service, tasks, drained)
+                    plan = plan_replicated(service, tasks, drained, now=moment)
                 else:
                     continue  # jobs arrive with the service lifecycle work
                 by_id = {t["ID"]: t for t in tasks}
@@ -144,8 +163,13 @@ class Reconciler:
                         tx.update("task", dict(by_id[change.task_id], DesiredState=change.desired))
                     elif isinstance(change, DeleteTask):
                         tx.delete("task", change.task_id)
+                    elif isinstance(change, WaitUntil):
+                        waits[change.service_id] = min(
+                            change.at, waits.get(change.service_id, change.at)
+                        )
 
         await self.store.update(orchestrate)
+        self._wake.update(waits)
 
     async def _reap(self) -> None:
         """Tasks meant to go (scaled away, service removed) leave the store once

@@ -4,9 +4,14 @@ Pure: frozen, comparable values out; `manager.orchestrator.apply` writes them.
 
 Replicated services own slots 1..Replicas; each slot wants one task whose
 desired state is running. A task that ended (failed, rejected, complete or
-shut down by the node) is replaced by a new task in the same slot, as swarm
-does under the default restart policy (condition any). Slots above Replicas
-are removed. Global services want one task per eligible node (slot 0).
+shut down by the node) is replaced by a new task in the same slot under the
+service's restart policy, as swarm does: Condition (default any), Delay after
+the task ended (default 5 s; a planner result `WaitUntil` asks to be run
+again then), MaxAttempts restarts within Window (0: no limit). The slot's
+restart times travel on its tasks (`Restarts`), so a new leader counts on.
+Tasks orphaned by a node that went down are replaced without the delay: the
+node failed, not the task. Slots above Replicas are removed. Global services
+want one task per eligible node (slot 0). `now` is an argument: pure.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from api.base import parse_time
 from api.task import TaskState
 
 Obj = dict[str, Any]
@@ -27,6 +33,7 @@ RESTART_ON = {
     "none": set[str](),
 }
 HISTORY_PER_SLOT = 5
+DEFAULT_RESTART_DELAY = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,23 @@ class CreateTask:
     service_id: str
     slot: int  # 0 for global services
     node_id: str  # set for global services, "" otherwise
+    restarts: tuple[float, ...] = ()  # this slot's restart times (epoch s) within the window
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    """A slot restarts later (the policy's Delay): plan the service again then."""
+
+    service_id: str
+    at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    condition: str = "any"
+    delay: float = DEFAULT_RESTART_DELAY  # seconds
+    max_attempts: int = 0  # 0: no limit
+    window: float = 0.0  # seconds; 0: every restart counts
 
 
 @dataclass(frozen=True)
@@ -51,7 +75,7 @@ class DeleteTask:
     task_id: str
 
 
-Change = CreateTask | StopTask | DeleteTask
+Change = CreateTask | StopTask | DeleteTask | WaitUntil
 
 
 def state_rank(state: str) -> int:
@@ -69,38 +93,90 @@ def observed(task: Obj) -> str:
     return str((task.get("Status") or {}).get("State") or "new")
 
 
-def restart_condition(service: Obj) -> str:
+def restart_policy(service: Obj) -> RestartPolicy:
     template = (service.get("Spec") or {}).get("TaskTemplate") or {}
-    return str((template.get("RestartPolicy") or {}).get("Condition") or "any")
+    policy = template.get("RestartPolicy") or {}
+    delay = policy.get("Delay")
+    return RestartPolicy(
+        condition=str(policy.get("Condition") or "any"),
+        delay=DEFAULT_RESTART_DELAY if delay is None else int(delay) / 1e9,
+        max_attempts=int(policy.get("MaxAttempts") or 0),
+        window=int(policy.get("Window") or 0) / 1e9,
+    )
+
+
+def _ended_at(task: Obj) -> float:
+    try:
+        return parse_time(str((task.get("Status") or {}).get("Timestamp") or "")) / 1e9
+    except ValueError:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class _Restart:
+    now: bool = False
+    restarts: tuple[float, ...] = ()
+    later: float | None = None
+
+
+def _restart(policy: RestartPolicy, ended: Obj, now: float) -> _Restart:
+    """Whether the slot of this ended task restarts now, later, or never."""
+    state = observed(ended)
+    if state not in RESTART_ON.get(policy.condition, RESTART_ON["any"]):
+        return _Restart()
+    history = tuple(float(t) for t in ended.get("Restarts") or ())
+    if policy.window:
+        history = tuple(t for t in history if t > now - policy.window)
+    if policy.max_attempts and len(history) >= policy.max_attempts:
+        return _Restart()
+    due = 0.0 if state == "orphaned" else _ended_at(ended) + policy.delay
+    if now < due:
+        return _Restart(later=due)
+    return _Restart(now=True, restarts=(*history, now))
 
 
 def _slot_plan(
-    service: Obj, tasks: list[Obj], wanted: bool, drained: frozenset[str] = frozenset()
-) -> tuple[list[Change], bool]:
+    service: Obj,
+    tasks: list[Obj],
+    wanted: bool,
+    now: float,
+    drained: frozenset[str] = frozenset(),
+) -> tuple[list[Change], _Restart]:
     """Changes for one slot (or one node of a global service), and whether a
-    new task must be created in it. Tasks on drained nodes are moved away."""
+    new task must be created in it (now, or later). Tasks on drained nodes are
+    moved away."""
     live = [t for t in tasks if desired_running(t)]
     if not wanted:
-        return [StopTask(t["ID"], "remove") for t in live], False
+        return [StopTask(t["ID"], "remove") for t in live], _Restart()
     on_drained = [t for t in live if t.get("NodeID") in drained]
     live = [t for t in live if t.get("NodeID") not in drained]
     active = [t for t in live if observed(t) not in ENDED]
     ended = [t for t in live if observed(t) in ENDED]
     changes: list[Change] = [StopTask(t["ID"], "shutdown") for t in on_drained + ended]
     if on_drained and not active:
-        return changes, True
+        return changes, _Restart(now=True)
     changes += [StopTask(t["ID"], "shutdown") for t in active[1:]]  # one task a slot
     if active:
-        return changes, False
-    restart_on = RESTART_ON.get(restart_condition(service), RESTART_ON["any"])
+        return changes, _Restart()
+    policy = restart_policy(service)
     if ended:
-        return changes, any(observed(t) in restart_on for t in ended)
+        return changes, _restart(policy, max(ended, key=_ended_at), now)
     if not tasks:
-        return changes, True
+        return changes, _Restart(now=True)
     # Only history here: the slot was scaled away before (create again), or its
     # last task ended and was stopped in an earlier pass (restart per policy).
     last = max(tasks, key=lambda t: str(t.get("UpdatedAt") or ""))
-    return changes, last.get("DesiredState") == "remove" or observed(last) in restart_on
+    if last.get("DesiredState") == "remove":
+        return changes, _Restart(now=True)
+    return changes, _restart(policy, last, now)
+
+
+def _slot_changes(service_id: str, slot: int, node_id: str, restart: _Restart) -> list[Change]:
+    if restart.now:
+        return [CreateTask(service_id, slot, node_id, restart.restarts)]
+    if restart.later is not None:
+        return [WaitUntil(service_id, restart.later)]
+    return []
 
 
 def _history(tasks: list[Obj]) -> list[Change]:
@@ -110,7 +186,7 @@ def _history(tasks: list[Obj]) -> list[Change]:
 
 
 def plan_replicated(
-    service: Obj, tasks: list[Obj], drained: frozenset[str] = frozenset()
+    service: Obj, tasks: list[Obj], drained: frozenset[str] = frozenset(), now: float = 0.0
 ) -> list[Change]:
     mode = (service.get("Spec") or {}).get("Mode") or {}
     replicas = int((mode.get("Replicated") or {}).get("Replicas") or 0)
@@ -121,15 +197,16 @@ def plan_replicated(
     for slot in sorted(set(by_slot) | set(range(1, replicas + 1))):
         slot_tasks = by_slot.get(slot, [])
         wanted = 1 <= slot <= replicas
-        slot_changes, create = _slot_plan(service, slot_tasks, wanted, drained)
+        slot_changes, restart = _slot_plan(service, slot_tasks, wanted, now, drained)
         changes += slot_changes
-        if create:
-            changes.append(CreateTask(service["ID"], slot, ""))
+        changes += _slot_changes(service["ID"], slot, "", restart)
         changes += _history(slot_tasks)
     return changes
 
 
-def plan_global(service: Obj, tasks: list[Obj], eligible_nodes: list[str]) -> list[Change]:
+def plan_global(
+    service: Obj, tasks: list[Obj], eligible_nodes: list[str], now: float = 0.0
+) -> list[Change]:
     by_node: dict[str, list[Obj]] = {}
     for task in tasks:
         by_node.setdefault(str(task.get("NodeID") or ""), []).append(task)
@@ -137,9 +214,8 @@ def plan_global(service: Obj, tasks: list[Obj], eligible_nodes: list[str]) -> li
     for node_id in sorted(set(by_node) | set(eligible_nodes)):
         node_tasks = by_node.get(node_id, [])
         wanted = node_id in eligible_nodes
-        node_changes, create = _slot_plan(service, node_tasks, wanted)
+        node_changes, restart = _slot_plan(service, node_tasks, wanted, now)
         changes += node_changes
-        if create:
-            changes.append(CreateTask(service["ID"], 0, node_id))
+        changes += _slot_changes(service["ID"], 0, node_id, restart)
         changes += _history(node_tasks)
     return changes

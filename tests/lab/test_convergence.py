@@ -216,3 +216,22 @@ def test_a_global_service_runs_once_on_every_node(cluster: LabSpec) -> None:
         {f"{cluster.name}-h{i}": 1 for i in (1, 2, 3)}
     )
     docker(cluster, "service", "rm", "everywhere")
+
+
+def test_restart_policy_delay_and_max_attempts(cluster: LabSpec) -> None:
+    docker(
+        cluster, "service", "create", "--detach", "--name", "flaky",
+        "--restart-condition", "on-failure", "--restart-max-attempts", "2",
+        "--restart-delay", "1s", busybox_reference(cluster), "sh", "-c", "exit 1",
+    )  # fmt: skip
+
+    def slot_tasks() -> list[str]:
+        return docker(
+            cluster, "service", "ps", "flaky", "--format", "{{.CurrentState}}"
+        ).splitlines()
+
+    wait_for(lambda: len(slot_tasks()) == 3, "the original task and 2 restarts")
+    time.sleep(3)  # well past the delay: no third restart comes
+    states = slot_tasks()
+    assert len(states) == 3 and all(s.startswith("Failed") for s in states), states
+    docker(cluster, "service", "rm", "flaky")

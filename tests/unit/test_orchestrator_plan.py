@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from manager.orchestrator.plan import CreateTask, DeleteTask, StopTask, plan_global, plan_replicated
+from api.base import format_time
+from manager.orchestrator.plan import (
+    CreateTask,
+    DeleteTask,
+    StopTask,
+    WaitUntil,
+    plan_global,
+    plan_replicated,
+)
 from manager.scheduler.plan import Assign, NodeLoad, NoSuitableNode, plan_schedule
+
+NOW = 1e10  # long after any test task ended: restart delays have passed
+
+
+def replicated(svc: Any, tasks: Any, drained: frozenset[str] = frozenset()) -> Any:
+    return plan_replicated(svc, tasks, drained, now=NOW)
+
+
+def global_plan(svc: Any, tasks: Any, nodes: Any) -> Any:
+    return plan_global(svc, tasks, nodes, now=NOW)
 
 
 def service(replicas: int = 3, restart: str = "any") -> dict[str, Any]:
@@ -38,49 +56,47 @@ def task(
 
 
 def test_a_new_service_gets_one_task_per_slot() -> None:
-    assert plan_replicated(service(3), []) == [CreateTask("s", i, "") for i in (1, 2, 3)]
+    assert replicated(service(3), []) == [CreateTask("s", i, "") for i in (1, 2, 3)]
 
 
 def test_a_whole_service_needs_nothing() -> None:
-    assert plan_replicated(service(2), [task("a", 1), task("b", 2, "pending")]) == []
+    assert replicated(service(2), [task("a", 1), task("b", 2, "pending")]) == []
 
 
 def test_a_failed_task_is_shut_down_and_replaced_in_its_slot() -> None:
-    plan = plan_replicated(service(2), [task("a", 1), task("b", 2, "failed")])
-    assert plan == [StopTask("b", "shutdown"), CreateTask("s", 2, "")]
+    plan = replicated(service(2), [task("a", 1), task("b", 2, "failed")])
+    assert plan == [StopTask("b", "shutdown"), CreateTask("s", 2, "", (NOW,))]
 
 
 def test_restart_condition_none_and_on_failure() -> None:
-    assert plan_replicated(service(1, "none"), [task("a", 1, "failed")]) == [
+    assert replicated(service(1, "none"), [task("a", 1, "failed")]) == [StopTask("a", "shutdown")]
+    assert replicated(service(1, "on-failure"), [task("a", 1, "complete")]) == [
         StopTask("a", "shutdown")
     ]
-    assert plan_replicated(service(1, "on-failure"), [task("a", 1, "complete")]) == [
-        StopTask("a", "shutdown")
-    ]
-    assert plan_replicated(service(1, "on-failure"), [task("a", 1, "failed")]) == [
+    assert replicated(service(1, "on-failure"), [task("a", 1, "failed")]) == [
         StopTask("a", "shutdown"),
-        CreateTask("s", 1, ""),
+        CreateTask("s", 1, "", (NOW,)),
     ]
 
 
 def test_scale_down_removes_the_high_slots_and_scale_up_refills_them() -> None:
     tasks = [task("a", 1), task("b", 2), task("c", 3)]
-    assert plan_replicated(service(1), tasks) == [StopTask("b", "remove"), StopTask("c", "remove")]
+    assert replicated(service(1), tasks) == [StopTask("b", "remove"), StopTask("c", "remove")]
     removed = [task("a", 1), task("b", 2, "shutdown", "remove"), task("c", 3, "shutdown", "remove")]
-    assert plan_replicated(service(3), removed) == [CreateTask("s", 2, ""), CreateTask("s", 3, "")]
+    assert replicated(service(3), removed) == [CreateTask("s", 2, ""), CreateTask("s", 3, "")]
 
 
 def test_history_is_kept_to_five_tasks_a_slot() -> None:
     old = [
         task(f"o{i}", 1, "failed", "shutdown", updated=f"2026-01-01T00:00:0{i}Z") for i in range(7)
     ]
-    plan = plan_replicated(service(1), [task("live", 1), *old])
+    plan = replicated(service(1), [task("live", 1), *old])
     assert plan == [DeleteTask("o1"), DeleteTask("o0")]
 
 
 def test_global_services_run_one_task_per_eligible_node() -> None:
     glob = {"ID": "s", "Spec": {"Mode": {"Global": {}}, "TaskTemplate": {}}}
-    plan = plan_global(glob, [task("a", 0, node="n1"), task("x", 0, node="gone")], ["n1", "n2"])
+    plan = global_plan(glob, [task("a", 0, node="n1"), task("x", 0, node="gone")], ["n1", "n2"])
     assert plan == [StopTask("x", "remove"), CreateTask("s", 0, "n2")]
 
 
@@ -166,5 +182,49 @@ def test_spread_placement_preference_balances_label_values() -> None:
 
 def test_tasks_on_a_drained_node_move_elsewhere() -> None:
     tasks = [task("a", 1, node="n1"), task("b", 2, node="drained")]
-    plan = plan_replicated(service(2), tasks, frozenset({"drained"}))
+    plan = replicated(service(2), tasks, frozenset({"drained"}))
     assert plan == [StopTask("b", "shutdown"), CreateTask("s", 2, "")]
+
+
+def policy_service(**policy: int | str) -> dict[str, Any]:
+    svc = service(1)
+    svc["Spec"]["TaskTemplate"]["RestartPolicy"] = dict(policy)
+    return svc
+
+
+def ended(tid: str, state: str, at: float, restarts: tuple[float, ...] = ()) -> dict[str, Any]:
+    failed = task(tid, 1, state)
+    failed["Status"]["Timestamp"] = format_time(int(at * 1e9))
+    failed["Restarts"] = list(restarts)
+    return failed
+
+
+def test_a_restart_waits_for_the_delay_default_5_seconds() -> None:
+    svc = service(1)
+    failed = [ended("a", "failed", 100.0)]
+    assert plan_replicated(svc, failed, now=102.0) == [
+        StopTask("a", "shutdown"),
+        WaitUntil("s", 105.0),
+    ]
+    stopped = [dict(failed[0], DesiredState="shutdown")]
+    assert plan_replicated(svc, stopped, now=105.5) == [CreateTask("s", 1, "", (105.5,))]
+    quick = policy_service(Delay=1_000_000_000)
+    assert plan_replicated(quick, stopped, now=101.5) == [CreateTask("s", 1, "", (101.5,))]
+
+
+def test_max_attempts_counts_restarts_per_slot_within_the_window() -> None:
+    svc = policy_service(Condition="on-failure", Delay=0, MaxAttempts=2)
+    first = plan_replicated(svc, [ended("a", "failed", 10.0)], now=10.0)
+    assert first[-1] == CreateTask("s", 1, "", (10.0,))
+    second = plan_replicated(svc, [ended("b", "failed", 20.0, (10.0,))], now=20.0)
+    assert second[-1] == CreateTask("s", 1, "", (10.0, 20.0))
+    third = plan_replicated(svc, [ended("c", "failed", 30.0, (10.0, 20.0))], now=30.0)
+    assert third == [StopTask("c", "shutdown")]  # exactly 2 restarts, then it stays down
+    windowed = policy_service(Delay=0, MaxAttempts=2, Window=15_000_000_000)
+    again = plan_replicated(windowed, [ended("c", "failed", 30.0, (10.0, 20.0))], now=30.0)
+    assert again[-1] == CreateTask("s", 1, "", (20.0, 30.0))  # 10.0 fell out of the window
+
+
+def test_a_task_orphaned_by_a_down_node_is_replaced_without_the_delay() -> None:
+    plan = plan_replicated(service(1), [ended("a", "orphaned", 100.0)], now=100.1)
+    assert plan == [StopTask("a", "shutdown"), CreateTask("s", 1, "", (100.1,))]
