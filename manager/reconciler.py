@@ -26,7 +26,9 @@ from manager.orchestrator.plan import (
     WaitUntil,
     desired_running,
     plan_global,
+    plan_global_job,
     plan_replicated,
+    plan_replicated_job,
 )
 from manager.scheduler.plan import Assign, NodeLoad, plan_schedule, reservations
 from manager.store.proposer import NoLeader
@@ -58,6 +60,7 @@ def new_task(service: Obj, change: CreateTask) -> Obj:
         "Status": {"Timestamp": now(), "State": "new", "Message": "created"},
         # The slot's restarts so far (epoch seconds), for MaxAttempts and Window.
         **({"Restarts": list(change.restarts)} if change.restarts else {}),
+        **({"JobIteration": {"Index": change.job_iteration}} if change.job_iteration else {}),
     }
 
 
@@ -153,8 +156,12 @@ class Reconciler:
                     plan = plan_global(service, tasks, eligible, now=moment)
                 elif "Replicated" in mode:
                     plan = plan_replicated(service, tasks, drained, now=moment)
+                elif "ReplicatedJob" in mode:
+                    plan = plan_replicated_job(service, tasks, now=moment)
+                elif "GlobalJob" in mode:
+                    plan = plan_global_job(service, tasks, eligible, now=moment)
                 else:
-                    continue  # jobs arrive with the service lifecycle work
+                    continue
                 by_id = {t["ID"]: t for t in tasks}
                 for change in plan:
                     if isinstance(change, CreateTask):

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.base import now_time
 from manager.allocator.endpoint import allocate_endpoint
 from manager.allocator.ipam import IPAMError
 from manager.http.context import context
@@ -56,6 +57,14 @@ def endpoint_for(tx: WriteTx, service_id: str, spec: dict[str, Any], old: Obj | 
         raise bad_request(str(exc)) from None
 
 
+def job_status(spec: Obj, iteration: int) -> Obj:
+    """Jobs run once per iteration; the CLI follows the tasks of the current one."""
+    mode = spec.get("Mode") or {}
+    if "ReplicatedJob" not in mode and "GlobalJob" not in mode:
+        return {}
+    return {"JobStatus": {"JobIteration": {"Index": iteration}, "LastExecution": now_time()}}
+
+
 def service_status(tx: ReadTx, service: Obj) -> dict[str, int]:
     tasks = tx.find("task", "service", service["ID"])
     running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running")
@@ -85,6 +94,7 @@ async def create(request: web.Request) -> web.Response:
                 "Spec": spec,
                 "SpecVersion": 1,
                 "Endpoint": endpoint_for(tx, service_id, spec, None),
+                **job_status(spec, 1),
             },
         )
 
@@ -152,6 +162,7 @@ async def update(request: web.Request) -> web.Response:
         service["Spec"] = spec
         service["SpecVersion"] = int(service.get("SpecVersion") or 1) + 1
         service["Endpoint"] = endpoint_for(tx, service["ID"], spec, service.get("Endpoint"))
+        service.update(job_status(spec, service["SpecVersion"]))  # a changed job runs again
         service.pop("UpdateStatus", None)
         if rollback:
             service["UpdateStatus"] = {

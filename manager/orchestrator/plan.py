@@ -42,6 +42,7 @@ class CreateTask:
     slot: int  # 0 for global services
     node_id: str  # set for global services, "" otherwise
     restarts: tuple[float, ...] = ()  # this slot's restart times (epoch s) within the window
+    job_iteration: int = 0  # jobs: the run this task belongs to
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,11 @@ def _slot_plan(
     return changes, _restart(policy, last, now)
 
 
-def _slot_changes(service_id: str, slot: int, node_id: str, restart: _Restart) -> list[Change]:
+def _slot_changes(
+    service_id: str, slot: int, node_id: str, restart: _Restart, iteration: int = 0
+) -> list[Change]:
     if restart.now:
-        return [CreateTask(service_id, slot, node_id, restart.restarts)]
+        return [CreateTask(service_id, slot, node_id, restart.restarts, iteration)]
     if restart.later is not None:
         return [WaitUntil(service_id, restart.later)]
     return []
@@ -218,4 +221,69 @@ def plan_global(
         changes += node_changes
         changes += _slot_changes(service["ID"], 0, node_id, restart)
         changes += _history(node_tasks)
+    return changes
+
+
+def job_iteration(obj: Obj) -> int:
+    """A job service's current run (JobStatus.JobIteration), or a task's."""
+    status = obj.get("JobStatus") or {}
+    iteration = (status.get("JobIteration") if status else obj.get("JobIteration")) or {}
+    return int(iteration.get("Index") or 0)
+
+
+def _job_slot(service: Obj, tasks: list[Obj], now: float) -> tuple[list[Change], _Restart, bool]:
+    """One slot (or node) of a job: (changes, restart, done). A completed task
+    is the slot's end: it is never restarted; failures restart per policy."""
+    if any(observed(t) == "complete" for t in tasks):
+        return [], _Restart(), True
+    changes, restart = _slot_plan(service, tasks, True, now)
+    return changes, restart, False
+
+
+def plan_replicated_job(service: Obj, tasks: list[Obj], now: float = 0.0) -> list[Change]:
+    """TotalCompletions tasks must complete, at most MaxConcurrent at a time;
+    a new iteration (the spec changed) starts over and stops the old tasks."""
+    job = ((service.get("Spec") or {}).get("Mode") or {}).get("ReplicatedJob") or {}
+    concurrent = int(job.get("MaxConcurrent") or 1)
+    total = int(job.get("TotalCompletions") or concurrent)
+    iteration = job_iteration(service)
+    changes: list[Change] = [
+        StopTask(t["ID"], "remove")
+        for t in tasks
+        if job_iteration(t) != iteration and desired_running(t) and observed(t) not in ENDED
+    ]
+    by_slot: dict[int, list[Obj]] = {}
+    for task in tasks:
+        if job_iteration(task) == iteration:
+            by_slot.setdefault(int(task.get("Slot") or 0), []).append(task)
+    busy = 0
+    for slot, slot_tasks in sorted(by_slot.items()):
+        slot_changes, restart, done = _job_slot(service, slot_tasks, now)
+        changes += slot_changes + _history(slot_tasks)
+        if not done:
+            busy += 1
+            changes += _slot_changes(service["ID"], slot, "", restart, iteration)
+    free = [s for s in range(1, total + 1) if s not in by_slot][: max(concurrent - busy, 0)]
+    changes += [CreateTask(service["ID"], s, "", (), iteration) for s in free]
+    return changes
+
+
+def plan_global_job(
+    service: Obj, tasks: list[Obj], eligible_nodes: list[str], now: float = 0.0
+) -> list[Change]:
+    """One task per eligible node that runs to completion, once per iteration."""
+    iteration = job_iteration(service)
+    by_node: dict[str, list[Obj]] = {}
+    for task in tasks:
+        if job_iteration(task) == iteration:
+            by_node.setdefault(str(task.get("NodeID") or ""), []).append(task)
+    changes: list[Change] = []
+    for node_id in sorted(set(by_node) | set(eligible_nodes)):
+        node_tasks = by_node.get(node_id, [])
+        if node_id not in eligible_nodes:
+            continue
+        node_changes, restart, done = _job_slot(service, node_tasks, now)
+        changes += node_changes + _history(node_tasks)
+        if not done:
+            changes += _slot_changes(service["ID"], 0, node_id, restart, iteration)
     return changes

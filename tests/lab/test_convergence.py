@@ -235,3 +235,26 @@ def test_restart_policy_delay_and_max_attempts(cluster: LabSpec) -> None:
     states = slot_tasks()
     assert len(states) == 3 and all(s.startswith("Failed") for s in states), states
     docker(cluster, "service", "rm", "flaky")
+
+
+def test_a_replicated_job_completes_at_most_two_at_a_time(cluster: LabSpec) -> None:
+    docker(
+        cluster, "service", "create", "--detach", "--name", "batch", "--mode", "replicated-job",
+        "--replicas", "5", "--max-concurrent", "2", busybox_reference(cluster),
+        "sh", "-c", "sleep 1",
+    )  # fmt: skip
+
+    def states() -> list[str]:
+        out = docker(cluster, "service", "ps", "batch", "--format", "{{.CurrentState}}")
+        return [line.split()[0] for line in out.splitlines()]
+
+    most = 0
+    deadline = time.monotonic() + 60
+    while states().count("Complete") < 5:
+        most = max(most, states().count("Running"))
+        assert time.monotonic() < deadline, f"the job did not complete: {states()}"
+        time.sleep(0.2)
+    assert most <= 2
+    time.sleep(2)  # complete, and it stays so: no task is restarted or added
+    assert states() == ["Complete"] * 5
+    docker(cluster, "service", "rm", "batch")

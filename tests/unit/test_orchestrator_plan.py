@@ -11,7 +11,9 @@ from manager.orchestrator.plan import (
     StopTask,
     WaitUntil,
     plan_global,
+    plan_global_job,
     plan_replicated,
+    plan_replicated_job,
 )
 from manager.scheduler.plan import Assign, NodeLoad, NoSuitableNode, plan_schedule
 
@@ -20,6 +22,10 @@ NOW = 1e10  # long after any test task ended: restart delays have passed
 
 def replicated(svc: Any, tasks: Any, drained: frozenset[str] = frozenset()) -> Any:
     return plan_replicated(svc, tasks, drained, now=NOW)
+
+
+def replicated_job(svc: Any, tasks: Any) -> Any:
+    return plan_replicated_job(svc, tasks, now=NOW)
 
 
 def global_plan(svc: Any, tasks: Any, nodes: Any) -> Any:
@@ -228,3 +234,44 @@ def test_max_attempts_counts_restarts_per_slot_within_the_window() -> None:
 def test_a_task_orphaned_by_a_down_node_is_replaced_without_the_delay() -> None:
     plan = plan_replicated(service(1), [ended("a", "orphaned", 100.0)], now=100.1)
     assert plan == [StopTask("a", "shutdown"), CreateTask("s", 1, "", (100.1,))]
+
+
+def job(total: int, concurrent: int) -> dict[str, Any]:
+    return {
+        "ID": "s",
+        "SpecVersion": 1,
+        "JobStatus": {"JobIteration": {"Index": 1}},
+        "Spec": {
+            "Mode": {"ReplicatedJob": {"MaxConcurrent": concurrent, "TotalCompletions": total}},
+            "TaskTemplate": {"RestartPolicy": {"Condition": "on-failure", "Delay": 0}},
+        },
+    }
+
+
+def job_task(tid: str, slot: int, state: str) -> dict[str, Any]:
+    return dict(task(tid, slot, state), JobIteration={"Index": 1})
+
+
+def test_a_replicated_job_runs_max_concurrent_until_total_completions() -> None:
+    assert replicated_job(job(5, 2), []) == [
+        CreateTask("s", 1, "", (), 1),
+        CreateTask("s", 2, "", (), 1),
+    ]
+    two_running = [job_task("a", 1, "running"), job_task("b", 2, "running")]
+    assert replicated_job(job(5, 2), two_running) == []
+    one_done = [job_task("a", 1, "complete"), job_task("b", 2, "running")]
+    assert replicated_job(job(5, 2), one_done) == [CreateTask("s", 3, "", (), 1)]
+    failed = [job_task("a", 1, "complete"), job_task("b", 2, "failed")]
+    assert replicated_job(job(5, 2), failed)[:2] == [
+        StopTask("b", "shutdown"),
+        CreateTask("s", 2, "", (NOW,), 1),
+    ]
+    finished = [job_task(f"t{i}", i, "complete") for i in range(1, 6)]
+    assert replicated_job(job(5, 2), finished) == []  # complete, and it stays so
+
+
+def test_a_global_job_runs_once_on_each_node() -> None:
+    svc = job(1, 1)
+    svc["Spec"]["Mode"] = {"GlobalJob": {}}
+    done = [dict(job_task("a", 0, "complete"), NodeID="n1")]
+    assert plan_global_job(svc, done, ["n1", "n2"], now=NOW) == [CreateTask("s", 0, "n2", (), 1)]
