@@ -18,7 +18,9 @@ DESIRED_STATES = {"running", "shutdown", "accepted", "ready", "complete", "remov
 def task_name(tx: ReadTx, task: Obj) -> str:
     service = tx.get("service", task.get("ServiceID", "")) or {}
     name = (service.get("Spec") or {}).get("Name") or task.get("ServiceID", "")
-    slot = task.get("Slot") or task.get("NodeID")
+    mode = (service.get("Spec") or {}).get("Mode") or {}
+    # Global tasks are named by node; replicated jobs number their slots from 0.
+    slot = task.get("Slot") if "ReplicatedJob" in mode else task.get("Slot") or task.get("NodeID")
     return f"{name}.{slot}"
 
 

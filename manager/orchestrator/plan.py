@@ -263,7 +263,8 @@ def plan_replicated_job(service: Obj, tasks: list[Obj], now: float = 0.0) -> lis
         if not done:
             busy += 1
             changes += _slot_changes(service["ID"], slot, "", restart, iteration)
-    free = [s for s in range(1, total + 1) if s not in by_slot][: max(concurrent - busy, 0)]
+    # Job slots count from 0, as swarmkit's (the docker CLI's progress relies on it).
+    free = [s for s in range(total) if s not in by_slot][: max(concurrent - busy, 0)]
     changes += [CreateTask(service["ID"], s, "", (), iteration) for s in free]
     return changes
 

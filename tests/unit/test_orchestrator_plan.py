@@ -253,20 +253,20 @@ def job_task(tid: str, slot: int, state: str) -> dict[str, Any]:
 
 
 def test_a_replicated_job_runs_max_concurrent_until_total_completions() -> None:
-    assert replicated_job(job(5, 2), []) == [
+    assert replicated_job(job(5, 2), []) == [  # job slots count from 0, as swarmkit's
+        CreateTask("s", 0, "", (), 1),
         CreateTask("s", 1, "", (), 1),
-        CreateTask("s", 2, "", (), 1),
     ]
-    two_running = [job_task("a", 1, "running"), job_task("b", 2, "running")]
+    two_running = [job_task("a", 0, "running"), job_task("b", 1, "running")]
     assert replicated_job(job(5, 2), two_running) == []
-    one_done = [job_task("a", 1, "complete"), job_task("b", 2, "running")]
-    assert replicated_job(job(5, 2), one_done) == [CreateTask("s", 3, "", (), 1)]
-    failed = [job_task("a", 1, "complete"), job_task("b", 2, "failed")]
+    one_done = [job_task("a", 0, "complete"), job_task("b", 1, "running")]
+    assert replicated_job(job(5, 2), one_done) == [CreateTask("s", 2, "", (), 1)]
+    failed = [job_task("a", 0, "complete"), job_task("b", 1, "failed")]
     assert replicated_job(job(5, 2), failed)[:2] == [
         StopTask("b", "shutdown"),
-        CreateTask("s", 2, "", (NOW,), 1),
+        CreateTask("s", 1, "", (NOW,), 1),
     ]
-    finished = [job_task(f"t{i}", i, "complete") for i in range(1, 6)]
+    finished = [job_task(f"t{i}", i, "complete") for i in range(5)]
     assert replicated_job(job(5, 2), finished) == []  # complete, and it stays so
 
 
