@@ -55,6 +55,16 @@ class Stopped:
     """The container was stopped because we asked it to."""
 
 
+@dataclass(frozen=True)
+class Healthy:
+    """The health check passed (the first pass makes a starting task running)."""
+
+
+@dataclass(frozen=True)
+class Unhealthy:
+    """The health check failed Retries times in a row."""
+
+
 Event = (
     Assigned
     | ShutdownRequested
@@ -64,6 +74,8 @@ Event = (
     | StartFailed
     | Exited
     | Stopped
+    | Healthy
+    | Unhealthy
 )
 
 
@@ -120,6 +132,9 @@ class TaskController:
     task_id: str
     state: str = "assigned"
     shutdown_wanted: bool = False
+    # With a health check a started task stays `starting` until it first passes
+    # (swarm's rule: only healthy tasks count as running, and get traffic).
+    checks_health: bool = False
 
     def handle(self, event: Event) -> list[Instruction]:
         if self.state in TERMINAL:
@@ -142,7 +157,11 @@ class TaskController:
             case PrepareFailed(error=error) if self.state == "preparing":
                 return [*self._to("rejected", "preparing failed", err=error), Remove()]
             case Started() if self.state == "starting":
+                return [] if self.checks_health else self._to("running", "started")
+            case Healthy() if self.state == "starting":
                 return self._to("running", "started")
+            case Unhealthy() if self.state in ("starting", "running"):
+                return [*self._to("failed", "unhealthy", err="task: unhealthy container"), Stop()]
             case StartFailed(error=error) if self.state == "starting":
                 return [*self._to("failed", "starting failed", err=error), Remove()]
             case Exited(exit_code=code, oom_killed=oom) if self.state in ("starting", "running"):

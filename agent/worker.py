@@ -20,6 +20,7 @@ from agent.controller import (
     Assigned,
     Event,
     Exited,
+    Healthy,
     Instruction,
     Prepare,
     Prepared,
@@ -32,7 +33,9 @@ from agent.controller import (
     StartFailed,
     Stop,
     TaskController,
+    Unhealthy,
 )
+from agent.health import HealthCheck, health_check
 from agent.network import Networks
 from api.base import now_time as now
 from api.container_spec import ContainerSpec, Limits
@@ -83,7 +86,10 @@ class TaskRunner:
         self.report = report
         self.on_pull = on_pull
         self.networks = networks
-        self.controller = TaskController(task["ID"])
+        container_spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
+        self.health: HealthCheck | None = health_check(container_spec.get("Healthcheck"))
+        self.controller = TaskController(task["ID"], checks_health=self.health is not None)
+        self._prober: asyncio.Task[None] | None = None
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.pid = 0
         self.exit_code: int | None = None
@@ -101,15 +107,21 @@ class TaskRunner:
         """A container of this task survived an agent restart."""
         self.controller.state = "running" if running else "starting"
         self._waiter = asyncio.create_task(self._wait_exit())
+        if self.health is not None:  # the check goes on where it was
+            self._prober = asyncio.create_task(self._probe(self.health))
 
     async def run(self) -> None:
-        while True:
-            event = await self.events.get()
-            for instruction in self.controller.handle(event):
-                await self._carry_out(instruction)
-            if self.gone and self.controller.state in TERMINAL:
-                await self._carry_out(Remove())
-                return
+        try:
+            while True:
+                event = await self.events.get()
+                for instruction in self.controller.handle(event):
+                    await self._carry_out(instruction)
+                if self.gone and self.controller.state in TERMINAL:
+                    await self._carry_out(Remove())
+                    return
+        finally:
+            if self._prober is not None:
+                self._prober.cancel()
 
     async def _carry_out(self, instruction: Instruction) -> None:
         task_id = self.task["ID"]
@@ -143,6 +155,8 @@ class TaskRunner:
                 else:
                     self._waiter = asyncio.create_task(self._wait_exit())
                     self.events.put_nowait(Started(self.pid))
+                    if self.health is not None:
+                        self._prober = asyncio.create_task(self._probe(self.health))
             case Stop():
                 with contextlib.suppress(Exception):
                     await self.runtime.stop(task_id)
@@ -152,6 +166,33 @@ class TaskRunner:
                 if self.networks is not None:
                     with contextlib.suppress(Exception):
                         await self.networks.detach(task_id)
+
+    async def _probe(self, check: HealthCheck) -> None:
+        """Docker's health check: every Interval, the command within Timeout;
+        Retries failures in a row (not counting those in StartPeriod before the
+        first pass) make the task unhealthy."""
+        started, failures, healthy = time.monotonic(), 0, False
+        while self.controller.state not in TERMINAL:
+            await asyncio.sleep(check.interval)
+            try:
+                result = await self.runtime.exec(
+                    self.task["ID"], list(check.argv), timeout=check.timeout
+                )
+                passed = result.exit_code == 0
+            except Exception:  # a timeout or a vanished container is a failed check
+                passed = False
+            if passed:
+                failures = 0
+                if not healthy:
+                    healthy = True
+                    self.events.put_nowait(Healthy())
+                continue
+            if not healthy and time.monotonic() - started < check.start_period:
+                continue
+            failures += 1
+            if failures >= check.retries:
+                self.events.put_nowait(Unhealthy())
+                return
 
     async def _pull(self, image: str) -> None:
         started = time.monotonic()

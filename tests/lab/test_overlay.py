@@ -291,3 +291,33 @@ def test_host_mode_publishing_and_egress(cluster: LabSpec) -> None:
     )  # fmt: skip
     assert code == 0 and out.strip() == "{}", out
     docker(cluster, "service", "rm", "local")
+
+
+def test_health_checks_gate_traffic_and_replace_unhealthy_tasks(cluster: LabSpec) -> None:
+    service(
+        cluster, "checked", "--replicas", "2", "--network", "front",
+        "--health-cmd", "test ! -f /tmp/sick", "--health-interval", "1s",
+        "--health-retries", "2", "--restart-delay", "1s", command=WEB,
+    )  # fmt: skip
+    converged(cluster, "checked", 2)  # running only once their check passed
+    sick, _well = running(cluster, "checked")
+    code, out = inside(cluster, sick, "touch", "/tmp/sick")
+    assert code == 0, out
+
+    def failed_unhealthy() -> bool:
+        lines = docker(
+            cluster, "service", "ps", "checked", "--no-trunc", "--format", "{{.ID}} {{.Error}}"
+        )
+        mine = [line for line in lines.stdout.splitlines() if line.startswith(sick["ID"])]
+        return bool(mine) and "task: unhealthy container" in mine[0]  # the CLI quotes it
+
+    wait_for(failed_unhealthy, "the sick task was not failed as unhealthy", 30)
+    client = running(cluster, "web")[0]
+    for _ in range(20):  # no more traffic for it through the VIP
+        code, out = inside(
+            cluster, client, "timeout", "5", "wget", "-q", "-O", "-", "http://checked/"
+        )
+        assert code == 0 and out.strip() != sick["ID"][:12], out
+    converged(cluster, "checked", 2)  # and a replacement runs
+    assert sick["ID"] not in {t["ID"] for t in running(cluster, "checked")}
+    docker(cluster, "service", "rm", "checked")

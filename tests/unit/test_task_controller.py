@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.controller import (
     Assigned,
     Exited,
+    Healthy,
     Instruction,
     Prepare,
     Prepared,
@@ -17,7 +18,9 @@ from agent.controller import (
     StartFailed,
     Stop,
     TaskController,
+    Unhealthy,
 )
+from agent.health import HealthCheck, health_check
 
 
 def states(instructions: list[Instruction]) -> list[str]:
@@ -86,3 +89,25 @@ def test_states_never_go_backwards_and_stray_events_are_ignored() -> None:
     assert c.handle(Started(pid=1)) == []  # not starting yet
     assert c.handle(Exited(0)) == []
     assert c.state == "preparing"
+
+
+def test_with_a_health_check_a_task_runs_once_healthy_and_fails_unhealthy() -> None:
+    c = TaskController("t", checks_health=True)
+    for event in (Assigned(), Prepared()):
+        c.handle(event)
+    assert c.handle(Started(pid=1)) == []  # still starting: not yet healthy
+    assert c.state == "starting"
+    assert c.handle(Healthy()) == [Report("running", "started")]
+    assert c.handle(Unhealthy()) == [
+        Report("failed", "unhealthy", "task: unhealthy container"),
+        Stop(),
+    ]
+    assert c.handle(Exited(137)) == []  # it failed already: the exit changes nothing
+
+
+def test_health_check_specs() -> None:
+    assert health_check(None) is None and health_check({"Test": ["NONE"]}) is None
+    shell = health_check({"Test": ["CMD-SHELL", "test -f /ok"], "Interval": 2_000_000_000})
+    assert shell == HealthCheck(("/bin/sh", "-c", "test -f /ok"), interval=2.0)
+    exec_form = health_check({"Test": ["CMD", "true"], "Retries": 1, "StartPeriod": 10**9})
+    assert exec_form == HealthCheck(("true",), retries=1, start_period=1.0)
