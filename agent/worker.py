@@ -197,11 +197,17 @@ class TaskRunner:
     async def _pull(self, image: str) -> None:
         started = time.monotonic()
         try:
-            await self.runtime.pull(image)
+            summary = await self.runtime.pull(image)
         except Exception:
             self.on_pull(time.monotonic() - started, False)
             raise
         self.on_pull(time.monotonic() - started, True)
+        container_spec = (self.task.get("Spec") or {}).get("ContainerSpec") or {}
+        if "Healthcheck" not in container_spec:  # the spec's check, or else the image's
+            image_config = summary.config.get("config") or {}
+            if isinstance(image_config, dict):
+                self.health = health_check(image_config.get("Healthcheck"))
+                self.controller.checks_health = self.health is not None
 
     async def _wait_exit(self) -> None:
         try:
