@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from agent.api import make_api, server_context
 from agent.identity import JoinMethod, NodeIdentity
 from agent.network import NetdClient
-from agent.session import ManagerSession, SessionError, retry_forever
+from agent.session import Assignments, ManagerSession, SessionError, retry_forever
+from agent.task_files import TaskFiles
 from agent.worker import Worker
 from runtime.config import RuntimeConfig
 from runtime.driver import ContainerdRuntime
@@ -111,7 +112,8 @@ class Agent:
             registry=self.registry,
         )
         networks = NetdClient(config.netd_socket) if config.netd_socket else None
-        self.worker = Worker(self.runtime, self.pending.append, self._pulled, networks)
+        self.files = TaskFiles(config.data_dir / "task-files")
+        self.worker = Worker(self.runtime, self.pending.append, self._pulled, networks, self.files)
         self.node_id = ""
         self.session_up = False
         self.container_states: Counter[str] = Counter()
@@ -207,18 +209,20 @@ class Agent:
     async def _assignments(self) -> None:
         session = self.session
         assert session is not None
-        index, tasks = await retry_forever(
+        got: Assignments = await retry_forever(
             "assignments", lambda: session.assignments(self.node_id, 0)
         )
-        await self.worker.adopt_existing(tasks)
-        self.worker.assign(tasks)
+        self.files.learn(got.secrets, got.configs)
+        await self.worker.adopt_existing(got.tasks)
+        self.worker.assign(got.tasks)
         while True:
             try:
-                index, tasks = await session.assignments(self.node_id, index)
+                got = await session.assignments(self.node_id, got.index)
             except SessionError:
                 await asyncio.sleep(0.5)
                 continue
-            self.worker.assign(tasks)
+            self.files.learn(got.secrets, got.configs)  # before the tasks that need them
+            self.worker.assign(got.tasks)
 
     async def _reports(self) -> None:
         while True:

@@ -26,6 +26,14 @@ class Heartbeat:
     managers: list[str]  # the managers' API addresses now
 
 
+@dataclass(frozen=True)
+class Assignments:
+    index: int
+    tasks: list[Obj]
+    secrets: list[Obj]  # only those this node's tasks use
+    configs: list[Obj]
+
+
 class ManagerSession:
     def __init__(self, managers: list[str], tls: ssl.SSLContext, timeout: float = 15.0) -> None:
         self.managers = list(managers)
@@ -73,10 +81,15 @@ class ManagerSession:
         kept = [m for m in self.managers if m in managers]
         self.managers = kept + [m for m in managers if m not in kept]
 
-    async def assignments(self, node_id: str, index: int) -> tuple[int, list[Obj]]:
+    async def assignments(self, node_id: str, index: int) -> Assignments:
         params = {"node": node_id, "index": str(index)}
         answer = await self._call("GET", "/shoal/dispatcher/assignments", params=params)
-        return int(answer["Index"]), list(answer["Tasks"])
+        return Assignments(
+            int(answer["Index"]),
+            list(answer["Tasks"]),
+            list(answer.get("Secrets") or []),
+            list(answer.get("Configs") or []),
+        )
 
     async def report(self, node_id: str, updates: list[Obj]) -> None:
         await self._call(

@@ -37,6 +37,7 @@ from agent.controller import (
 )
 from agent.health import HealthCheck, health_check
 from agent.network import Networks
+from agent.task_files import TaskFiles
 from api.base import now_time as now
 from api.container_spec import ContainerSpec, Limits
 from runtime.protocol import ContainerConfig, ContainerRuntime
@@ -52,10 +53,16 @@ def desired_running(task: Obj) -> bool:
 
 
 def container_config(
-    task: Obj, netns: str | None = None, resolv_conf: Path | None = None
+    task: Obj,
+    netns: str | None = None,
+    resolv_conf: Path | None = None,
+    extra_mounts: list[Obj] | None = None,
 ) -> ContainerConfig:
     template = task.get("Spec") or {}
-    spec = msgspec.convert(template.get("ContainerSpec") or {}, ContainerSpec, strict=False)
+    container = dict(template.get("ContainerSpec") or {})
+    if extra_mounts:
+        container["Mounts"] = [*(container.get("Mounts") or []), *extra_mounts]
+    spec = msgspec.convert(container, ContainerSpec, strict=False)
     limits = msgspec.convert(
         ((template.get("Resources") or {}).get("Limits") or {}), Limits, strict=False
     )
@@ -80,12 +87,14 @@ class TaskRunner:
         report: Callable[[Obj], None],
         on_pull: PullObserver = _ignore_pull,
         networks: Networks | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self.task = task
         self.runtime = runtime
         self.report = report
         self.on_pull = on_pull
         self.networks = networks
+        self.files = files
         container_spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
         self.health: HealthCheck | None = health_check(container_spec.get("Healthcheck"))
         self.controller = TaskController(task["ID"], checks_health=self.health is not None)
@@ -139,9 +148,12 @@ class TaskRunner:
                 try:
                     config = container_config(self.task)
                     await self._pull(config.spec.image)
+                    mounts = await self.files.prepare(self.task) if self.files else []
+                    netns, resolv = None, None
                     if self.networks is not None:
                         attached = await self.networks.attach(self.task)
-                        config = container_config(self.task, attached.netns, attached.resolv_conf)
+                        netns, resolv = attached.netns, attached.resolv_conf
+                    config = container_config(self.task, netns, resolv, mounts)
                     await self.runtime.create(config)
                 except Exception as exc:  # every failure of a user's task is reported
                     self.events.put_nowait(PrepareFailed(str(exc)))
@@ -166,6 +178,9 @@ class TaskRunner:
                 if self.networks is not None:
                     with contextlib.suppress(Exception):
                         await self.networks.detach(task_id)
+                if self.files is not None:
+                    with contextlib.suppress(Exception):
+                        await self.files.release(task_id)
 
     async def _probe(self, check: HealthCheck) -> None:
         """Docker's health check: every Interval, the command within Timeout;
@@ -229,11 +244,13 @@ class Worker:
         report: Callable[[Obj], None],
         on_pull: PullObserver = _ignore_pull,
         networks: Networks | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self.runtime = runtime
         self.report = report
         self.on_pull = on_pull
         self.networks = networks
+        self.files = files
         self.runners: dict[str, TaskRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -248,12 +265,17 @@ class Worker:
                 if self.networks is not None:
                     with contextlib.suppress(Exception):
                         await self.networks.detach(container.id)
+                if self.files is not None:
+                    with contextlib.suppress(Exception):
+                        await self.files.release(container.id)
                 continue
             runner = self._start_runner(task)
             runner.adopt(container.state == "running")
 
     def _start_runner(self, task: Obj) -> TaskRunner:
-        runner = TaskRunner(task, self.runtime, self.report, self.on_pull, self.networks)
+        runner = TaskRunner(
+            task, self.runtime, self.report, self.on_pull, self.networks, self.files
+        )
         self.runners[task["ID"]] = runner
         self._tasks[task["ID"]] = asyncio.create_task(runner.run())
         return runner

@@ -20,7 +20,7 @@ from manager.http.identity import caller
 from manager.http.networks import write_allocating
 from manager.http.swarm import require_cluster
 from manager.orchestrator.plan import state_rank
-from manager.store.store import WriteTx
+from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
 
 
@@ -133,11 +133,35 @@ async def assignments(request: web.Request) -> web.Response:
                     if (change.object or {}).get("NodeID") == node_id or change.table != "task":
                         break
         await changes.aclose()
-    index, found = ctx.store.view(lambda tx: (tx.index, tx.find("task", "node", node_id)))
-    # A global task names its node from birth; it is the node's only once
-    # allocated and scheduled (its network addresses are in by then).
-    tasks = [t for t in found if state_rank(t["Status"]["State"]) >= int(TaskState.ASSIGNED)]
-    return json_response({"Index": index, "Tasks": tasks})
+    def read(tx: ReadTx) -> tuple[int, list[Obj], list[Obj], list[Obj]]:
+        found = tx.find("task", "node", node_id)
+        # A global task names its node from birth; it is the node's only once
+        # allocated and scheduled (its network addresses are in by then).
+        tasks = [t for t in found if state_rank(t["Status"]["State"]) >= int(TaskState.ASSIGNED)]
+        secrets, configs = referenced(tx, tasks)
+        return tx.index, tasks, secrets, configs
+
+    index, tasks, secrets, configs = ctx.store.view(read)
+    return json_response({"Index": index, "Tasks": tasks, "Secrets": secrets, "Configs": configs})
+
+
+def referenced(tx: ReadTx, tasks: list[Obj]) -> tuple[list[Obj], list[Obj]]:
+    """The secrets and configs of the node's tasks that still want to run, and
+    only those: a node never learns a secret it has no use for."""
+    wanted: dict[str, set[str]] = {"secret": set(), "config": set()}
+    for task in tasks:
+        if state_rank(str(task.get("DesiredState") or "running")) > int(TaskState.RUNNING):
+            continue
+        container = (task.get("Spec") or {}).get("ContainerSpec") or {}
+        wanted["secret"] |= {str(r.get("SecretID")) for r in container.get("Secrets") or []}
+        wanted["config"] |= {str(r.get("ConfigID")) for r in container.get("Configs") or []}
+    found: dict[str, list[Obj]] = {"secret": [], "config": []}
+    for table, ids in wanted.items():
+        for object_id in sorted(ids):
+            obj = tx.get(table, object_id)
+            if obj is not None:
+                found[table].append({"ID": obj["ID"], "Data": obj["Spec"].get("Data") or ""})
+    return found["secret"], found["config"]
 
 
 def register(router: web.UrlDispatcher) -> None:

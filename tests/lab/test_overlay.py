@@ -321,3 +321,42 @@ def test_health_checks_gate_traffic_and_replace_unhealthy_tasks(cluster: LabSpec
     converged(cluster, "checked", 2)  # and a replacement runs
     assert sick["ID"] not in {t["ID"] for t in running(cluster, "checked")}
     docker(cluster, "service", "rm", "checked")
+
+
+def test_secrets_reach_their_task_on_tmpfs_only(cluster: LabSpec) -> None:
+    value = f"hunter{time.monotonic_ns()}"
+    subprocess.run(
+        [DOCKER, *docker_tls_args(cluster, cluster.host(1)), "secret", "create", "pw", "-"],
+        input=value, text=True, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    service(
+        cluster, "vault", "--secret", "pw",
+        "--secret", "source=pw,target=copy,mode=0400",
+    )  # fmt: skip
+    converged(cluster, "vault", 1)
+    task = running(cluster, "vault")[0]
+    code, out = inside(cluster, task, "cat", "/run/secrets/pw")
+    assert code == 0 and out == value, out
+    code, out = inside(cluster, task, "stat", "-c", "%a", "/run/secrets/copy")
+    assert code == 0 and out.strip() == "400", out
+    code, out = inside(cluster, task, "grep", "/run/secrets/pw", "/proc/mounts")
+    assert code == 0 and " tmpfs " in out, out
+    in_use = docker(cluster, "secret", "rm", "pw", check=False)
+    assert in_use.returncode != 0 and "in use" in in_use.stderr
+    # Nothing of it on any node's disk (the tmpfs is not visible from here).
+    for host in cluster.all_hosts():
+        found = subprocess.run(
+            ["grep", "-rl", value, str(host.directory / "agent"), str(host.directory / "runtime")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert found.stdout == "", found.stdout
+    docker(cluster, "service", "rm", "vault")
+    where = host_of(cluster, task)
+    listing = ["ls", str(cluster.host(where).directory / "agent" / "task-files")]
+    wait_for(
+        lambda: task["ID"] not in subprocess.run(
+            exec_argv(cluster.name, f"h{where}", listing), capture_output=True, text=True
+        ).stdout,
+        "the task's tmpfs outlived its container",
+    )  # fmt: skip
+    docker(cluster, "secret", "rm", "pw")
