@@ -133,6 +133,7 @@ async def assignments(request: web.Request) -> web.Response:
                     if (change.object or {}).get("NodeID") == node_id or change.table != "task":
                         break
         await changes.aclose()
+
     def read(tx: ReadTx) -> tuple[int, list[Obj], list[Obj], list[Obj]]:
         found = tx.find("task", "node", node_id)
         # A global task names its node from birth; it is the node's only once
