@@ -312,6 +312,7 @@ def test_health_checks_gate_traffic_and_replace_unhealthy_tasks(cluster: LabSpec
         return bool(mine) and "task: unhealthy container" in mine[0]  # the CLI quotes it
 
     wait_for(failed_unhealthy, "the sick task was not failed as unhealthy", 30)
+    time.sleep(1.0)  # a task that stops leaves the VIP within 1 s (netd's promise)
     client = running(cluster, "web")[0]
     for _ in range(20):  # no more traffic for it through the VIP
         code, out = inside(
