@@ -4,12 +4,13 @@ resolv.conf before it is created, and gives them back once removed."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
+
+from api.addresses import mac_for
 
 Obj = dict[str, Any]
 
@@ -28,11 +29,6 @@ class Networks(Protocol):
     async def attach(self, task: Obj) -> Attached: ...
 
     async def detach(self, task_id: str) -> None: ...
-
-
-def mac_for(ip: str) -> str:
-    """Docker's rule: 02:42 and the IPv4 address's four bytes."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
 def wanted_links(task: Obj) -> list[dict[str, str]]:

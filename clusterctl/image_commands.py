@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 import ssl
 import tarfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import aiohttp
 import click
 
 from api.client import Unreachable
+from api.dockerignore import DockerIgnore
 from api.security import CertFiles, client_context
 from clusterctl.cluster_commands import call
 from clusterctl.contexts import Context, Contexts
@@ -30,57 +30,17 @@ class ImageCommandError(click.ClickException):
     """A failed build, push or pull: the agent's one-line message."""
 
 
-def ignore_patterns(context: Path) -> list[str]:
-    path = context / ".dockerignore"
-    if not path.exists():
-        return []
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def _pattern(glob: str) -> re.Pattern[str]:
-    """Go's filepath.Match, as Docker uses it (`*` and `?` stop at `/`), plus `**`."""
-    out, i = [], 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return re.compile("".join(out))
-
-
 def ignored(relative: str, patterns: list[str]) -> bool:
-    """Docker's rule: the last matching pattern wins; `!` re-includes; a
-    pattern matching a directory covers what is inside it."""
-    verdict = False
-    parts = relative.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        compiled = _pattern(pattern.removeprefix("!").strip("/").removeprefix("./"))
-        if any(compiled.fullmatch(prefix) for prefix in prefixes):
-            verdict = not negate
-    return verdict
+    return DockerIgnore.parse("\n".join(patterns)).ignored(relative)
 
 
 def context_tar(context: Path) -> bytes:
-    patterns = ignore_patterns(context)
+    ignore = DockerIgnore.load(context)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in sorted(context.rglob("*")):
             relative = path.relative_to(context).as_posix()
-            keep = relative in (".dockerignore", "Dockerfile") or not ignored(relative, patterns)
+            keep = relative in (".dockerignore", "Dockerfile") or not ignore.ignored(relative)
             if keep and (path.is_file() or path.is_symlink() or path.is_dir()):
                 tar.add(path, arcname=relative, recursive=False)
     return buffer.getvalue()

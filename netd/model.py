@@ -10,11 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-def mac_for(ip: str) -> str:
-    """Docker's rule: 02:42 and the IPv4 address's four bytes."""
-    packed = ipaddress.IPv4Address(ip).packed
-    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
+from api.addresses import mac_for
 
 
 def bare(address: str) -> str:

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from containerd.services.images.v1 import images_pb2
 from containerd.services.leases.v1 import leases_pb2
 
 from runtime import build_config as cfg
@@ -44,7 +43,7 @@ from runtime.build_layers import (
     remove_orphans,
     run_in_snapshot,
 )
-from runtime.containerd_client import SNAPSHOTTER, ContainerdAlreadyExists, ContainerdError
+from runtime.containerd_client import SNAPSHOTTER, ContainerdError
 from runtime.dockerfile import (
     Arg,
     BuildError,
@@ -55,7 +54,7 @@ from runtime.dockerfile import (
     parse_dockerfile,
 )
 from runtime.driver import ContainerdRuntime
-from runtime.images import ImageStore
+from runtime.images import ImageStore, set_image_record
 from runtime.oci_spec import SpecError
 from runtime.reference import InvalidReference, parse_reference
 from runtime.registry import RegistryError, sha256_digest
@@ -400,16 +399,5 @@ class _Builder:
         for i, layer in enumerate(state.layers):
             labels[content.LABEL_LAYER_REF.format(i)] = layer.digest
         await content.write_bytes(self.client, digest, manifest, labels, self.lease)
-        target = Descriptor(OCI_MANIFEST, digest, len(manifest)).to_proto()
-        image = images_pb2.Image(name=name, target=target)
-        try:
-            await self.client.call(
-                self.client.images.Create,
-                images_pb2.CreateImageRequest(image=image),
-                f"creating image {name}",
-            )
-        except ContainerdAlreadyExists:
-            request = images_pb2.UpdateImageRequest(image=image)
-            request.update_mask.paths.append("target")
-            await self.client.call(self.client.images.Update, request, f"updating image {name}")
+        await set_image_record(self.client, name, Descriptor(OCI_MANIFEST, digest, len(manifest)))
         return digest

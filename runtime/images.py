@@ -178,17 +178,7 @@ class ImageStore:
             del self._blobs[layer.digest]
 
     async def _set_record(self, name: str, target: Descriptor) -> None:
-        image = images_pb2.Image(name=name, target=target.to_proto())
-        try:
-            await self.client.call(
-                self.client.images.Create,
-                images_pb2.CreateImageRequest(image=image),
-                f"creating image {name}",
-            )
-        except ContainerdAlreadyExists:
-            request = images_pb2.UpdateImageRequest(image=image)
-            request.update_mask.paths.append("target")
-            await self.client.call(self.client.images.Update, request, f"updating image {name}")
+        await set_image_record(self.client, name, target)
 
     # ---- import ---------------------------------------------------------------
 
@@ -283,6 +273,21 @@ class ImageStore:
         media_type = json.loads(body).get("mediaType") or info.target.media_type
         await self.registry.push_manifest(ref, Manifest(media_type, info.manifest_digest, body))
         return ref
+
+
+async def set_image_record(client: Containerd, name: str, target: Descriptor) -> None:
+    """Create the image's name, or point an existing one at the new target."""
+    image = images_pb2.Image(name=name, target=target.to_proto())
+    try:
+        await client.call(
+            client.images.Create,
+            images_pb2.CreateImageRequest(image=image),
+            f"creating image {name}",
+        )
+    except ContainerdAlreadyExists:
+        request = images_pb2.UpdateImageRequest(image=image)
+        request.update_mask.paths.append("target")
+        await client.call(client.images.Update, request, f"updating image {name}")
 
 
 async def import_layout(store: ImageStore, path: Path) -> list[ImageInfo]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, ip_network
 
+from api.addresses import mac_for as mac_for  # part of this module's API
+
 OVERLAP = "invalid pool request: Pool overlaps with other one on this address space"
 NO_POOL = (
     "could not find an available, non-overlapping IPv4 address pool among the defaults "
@@ -152,12 +154,6 @@ class AddressSpace:
 def pick_address(subnet: str, gateway: str, used: Iterable[str]) -> str:
     """The lowest free host address of `subnet` (plain, without the prefix)."""
     return AddressSpace(subnet, gateway, used).take()
-
-
-def mac_for(address: str) -> str:
-    """Docker's MAC for an IPv4 address: 02:42 and the address's four bytes."""
-    packed = IPv4Address(host_of(address)).packed
-    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
 
 
 def pick_vni(used: Iterable[int]) -> int:
