@@ -174,14 +174,21 @@ class Netd:
                 for kind in ("net", "peers"):
                     for key in [k for k in self._applied if k.startswith(f"{kind}:{prefix}")]:
                         self._applied.pop(key)
+        failed = []
         for task_id, ruleset in plan.container_rules.items():
             attachment = self.attachments.get(task_id)
             if attachment is not None and self._applied.get(f"lb:{task_id}") != ruleset:
-                await kernel.apply_rules(ruleset, attachment.netns)
+                try:
+                    await kernel.apply_rules(ruleset, attachment.netns)
+                except kernel.KernelError as exc:  # one container (going away?) holds up no other
+                    failed.append(str(exc))
+                    continue
                 self._applied[f"lb:{task_id}"] = ruleset
         if self._applied.get("host") != plan.host_rules:
             await kernel.apply_rules(plan.host_rules)
             self._applied["host"] = plan.host_rules
+        if failed:
+            raise kernel.KernelError("; ".join(failed))
 
     # What the agent asks for.
     async def attach(self, task_id: str, wanted: list[dict[str, str]]) -> Attachment:
