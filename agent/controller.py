@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Assigned:
-    """The dispatcher gave us the task, desired state running."""
+    """The dispatcher gave us the task, desired state running (or ready)."""
+
+
+@dataclass(frozen=True)
+class StartReleased:
+    """The desired state of a held task went from ready to running."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Unhealthy:
 
 Event = (
     Assigned
+    | StartReleased
     | ShutdownRequested
     | Prepared
     | PrepareFailed
@@ -135,6 +141,9 @@ class TaskController:
     # With a health check a started task stays `starting` until it first passes
     # (swarm's rule: only healthy tasks count as running, and get traffic).
     checks_health: bool = False
+    # Desired state ready (a stop-first update's new task): prepare, then wait
+    # for the old task to stop before starting.
+    start_held: bool = False
 
     def handle(self, event: Event) -> list[Instruction]:
         if self.state in TERMINAL:
@@ -153,7 +162,13 @@ class TaskController:
             case Prepared() if self.state == "preparing":
                 if self.shutdown_wanted:
                     return [*self._to("shutdown", "shutdown"), Remove()]
+                if self.start_held:
+                    return self._to("ready", "prepared")
                 return [*self._to("ready", "prepared"), *self._to("starting", "starting"), Start()]
+            case StartReleased():
+                self.start_held = False
+                if self.state == "ready" and not self.shutdown_wanted:
+                    return [*self._to("starting", "starting"), Start()]
             case PrepareFailed(error=error) if self.state == "preparing":
                 return [*self._to("rejected", "preparing failed", err=error), Remove()]
             case Started() if self.state == "starting":
@@ -183,6 +198,8 @@ class TaskController:
             return self._to("shutdown", "shutdown before it ran")
         if self.state in ("accepted", "preparing"):
             return []  # the preparation finishes, then Prepared ends it
+        if self.state == "ready":  # prepared, never started
+            return [*self._to("shutdown", "shutdown"), Remove()]
         return [Stop()]
 
     def _to(

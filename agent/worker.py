@@ -31,6 +31,7 @@ from agent.controller import (
     Start,
     Started,
     StartFailed,
+    StartReleased,
     Stop,
     TaskController,
     Unhealthy,
@@ -97,7 +98,11 @@ class TaskRunner:
         self.files = files
         container_spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
         self.health: HealthCheck | None = health_check(container_spec.get("Healthcheck"))
-        self.controller = TaskController(task["ID"], checks_health=self.health is not None)
+        self.controller = TaskController(
+            task["ID"],
+            checks_health=self.health is not None,
+            start_held=task.get("DesiredState") == "ready",
+        )
         self._prober: asyncio.Task[None] | None = None
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.pid = 0
@@ -112,9 +117,19 @@ class TaskRunner:
             self.stopping = True
             self.events.put_nowait(ShutdownRequested())
 
+    def release(self) -> None:
+        """The task may start now (its desired state went from ready to running)."""
+        if self.controller.start_held:
+            self.events.put_nowait(StartReleased())
+
     def adopt(self, running: bool) -> None:
         """A container of this task survived an agent restart."""
-        self.controller.state = "running" if running else "starting"
+        if not running:  # created, never started: it starts when it may
+            self.controller.state = "ready"
+            if not self.controller.start_held:
+                self.events.put_nowait(StartReleased())
+            return
+        self.controller.state = "running"
         self._waiter = asyncio.create_task(self._wait_exit())
         if self.health is not None:  # the check goes on where it was
             self._prober = asyncio.create_task(self._probe(self.health))
@@ -292,6 +307,8 @@ class Worker:
                 runner.events.put_nowait(Assigned())
             elif not desired_running(task):
                 runner.shut_down()
+            elif task.get("DesiredState") == "running":
+                runner.release()
         for task_id in list(self.runners):
             if task_id not in seen:  # the task is gone from the cluster: clean up
                 self.runners.pop(task_id).shut_down(gone=True)

@@ -26,8 +26,9 @@ from typing import Any
 
 from api.base import new_id
 from manager.http.swarm import SECOND_NS, default_swarm_spec
+from manager.orchestrator.apply import new_task
 from manager.orchestrator.plan import CreateTask
-from manager.reconciler import Reconciler, new_task
+from manager.reconciler import Reconciler
 from manager.scheduler.plan import Assign, NodeLoad, plan_schedule
 from manager.store.proposer import MemoryProposer
 from manager.store.state import Action, BatchResult, StoreState

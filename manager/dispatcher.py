@@ -122,6 +122,9 @@ class Dispatcher:
             if state_rank(str(status.get("State"))) < state_rank(current):
                 continue  # observed states only move forward
             task["Status"] = status
+            if status.get("State") == "running" and "RunningAt" not in task:
+                # When it first ran: a rolling update paces and monitors by it.
+                task["RunningAt"] = time.time()
             tx.update("task", task, check_version=False)
 
 

@@ -15,15 +15,11 @@ import time
 from functools import partial
 from typing import Any
 
-from api.base import new_id
 from api.base import now_time as now
 from manager.allocator.apply import allocate_networks
+from manager.orchestrator.apply import apply_plan
 from manager.orchestrator.plan import (
     ENDED,
-    CreateTask,
-    DeleteTask,
-    StopTask,
-    WaitUntil,
     desired_running,
     plan_global,
     plan_global_job,
@@ -43,25 +39,6 @@ DEBOUNCE_SECONDS = 0.01
 def eligible_for_global(node: Obj) -> bool:
     spec, status = node.get("Spec") or {}, node.get("Status") or {}
     return status.get("State") != "down" and spec.get("Availability", "active") != "drain"
-
-
-def new_task(service: Obj, change: CreateTask) -> Obj:
-    spec = service["Spec"]
-    return {
-        "ID": new_id(),
-        "ServiceID": service["ID"],
-        "Slot": change.slot,
-        "NodeID": change.node_id,
-        "Labels": {},
-        "Spec": spec.get("TaskTemplate") or {},
-        "SpecVersion": service.get("SpecVersion", 1),
-        "ServiceAnnotations": {"Name": spec.get("Name", ""), "Labels": spec.get("Labels") or {}},
-        "DesiredState": "running",
-        "Status": {"Timestamp": now(), "State": "new", "Message": "created"},
-        # The slot's restarts so far (epoch seconds), for MaxAttempts and Window.
-        **({"Restarts": list(change.restarts)} if change.restarts else {}),
-        **({"JobIteration": {"Index": change.job_iteration}} if change.job_iteration else {}),
-    }
 
 
 class Reconciler:
@@ -98,9 +75,11 @@ class Reconciler:
             while True:
                 due = min(self._wake.values(), default=None)
                 try:
-                    timeout = None if due is None else max(due - time.time(), 0.0)
-                    batch = [await asyncio.wait_for(queue.get(), timeout)]
-                except TimeoutError:  # a restart delay passed
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for can
+                    # swallow a cancellation that races a completed get().
+                    async with asyncio.timeout(None if due is None else due - time.time()):
+                        batch = [await queue.get()]
+                except TimeoutError:  # a restart delay or an update's wait passed
                     ready = {s for s, at in self._wake.items() if at <= time.time()}
                     for service_id in ready:
                         self._wake.pop(service_id, None)
@@ -162,18 +141,9 @@ class Reconciler:
                     plan = plan_global_job(service, tasks, eligible, now=moment)
                 else:
                     continue
-                by_id = {t["ID"]: t for t in tasks}
-                for change in plan:
-                    if isinstance(change, CreateTask):
-                        tx.create("task", new_task(service, change))
-                    elif isinstance(change, StopTask):
-                        tx.update("task", dict(by_id[change.task_id], DesiredState=change.desired))
-                    elif isinstance(change, DeleteTask):
-                        tx.delete("task", change.task_id)
-                    elif isinstance(change, WaitUntil):
-                        waits[change.service_id] = min(
-                            change.at, waits.get(change.service_id, change.at)
-                        )
+                wake = apply_plan(tx, service, tasks, plan)
+                if wake is not None:
+                    waits[service_id] = min(wake, waits.get(service_id, wake))
 
         await self.store.update(orchestrate)
         self._wake.update(waits)

@@ -45,8 +45,14 @@ def mode_of(spec: dict[str, Any]) -> str:
     return "replicated"
 
 
+# Bookkeeping on a service that Docker's Service does not show: the version of
+# the spec its tasks are stamped with (and of the previous spec, which returns
+# on rollback), and the highest version ever issued.
+PRIVATE_SERVICE_FIELDS = frozenset({"SpecVersion", "PreviousSpecVersion", "SpecVersionsIssued"})
+
+
 def public(service: Obj) -> Obj:
-    return {k: v for k, v in service.items() if k not in ("SpecVersion",)}
+    return {k: v for k, v in service.items() if k not in PRIVATE_SERVICE_FIELDS}
 
 
 def endpoint_for(tx: WriteTx, service_id: str, spec: dict[str, Any], old: Obj | None) -> Obj:
@@ -157,16 +163,24 @@ async def update(request: web.Request) -> web.Response:
         if mode_of(spec) != mode_of(old):
             raise APIError(501, "service mode change is not allowed")
         resolve_networks(tx, spec)
+        issued = int(service.get("SpecVersionsIssued") or service.get("SpecVersion") or 1) + 1
+        current_version = service.get("SpecVersion", 1)
         service["Version"] = {"Index": version}
         service["PreviousSpec"] = old
         service["Spec"] = spec
-        service["SpecVersion"] = int(service.get("SpecVersion") or 1) + 1
+        service["SpecVersionsIssued"] = issued
+        # As swarmkit: a rollback brings the previous spec's version back, so
+        # the tasks still on it are up to date again.
+        previous_version = service.get("PreviousSpecVersion") if rollback else None
+        service["SpecVersion"] = previous_version or issued
+        service["PreviousSpecVersion"] = current_version
         service["Endpoint"] = endpoint_for(tx, service["ID"], spec, service.get("Endpoint"))
-        service.update(job_status(spec, service["SpecVersion"]))  # a changed job runs again
+        service.update(job_status(spec, issued))  # a changed job runs again
         service.pop("UpdateStatus", None)
         if rollback:
             service["UpdateStatus"] = {
                 "State": "rollback_started",
+                "StartedAt": now_time(),
                 "Message": "manually requested rollback",
             }
         tx.update("service", service)

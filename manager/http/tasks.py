@@ -89,8 +89,13 @@ def select(tx: ReadTx, filters: dict[str, list[str]]) -> list[Obj]:
     return result
 
 
+# The orchestrator's bookkeeping on a task (spec version, restart times, when
+# it first ran, the rolling update that made it): not part of Docker's Task.
+PRIVATE_TASK_FIELDS = frozenset({"SpecVersion", "Restarts", "RunningAt", "UpdateStartedAt"})
+
+
 def public(tx: ReadTx, task: Obj) -> Obj:
-    shown = {k: v for k, v in task.items() if k != "SpecVersion"}
+    shown = {k: v for k, v in task.items() if k not in PRIVATE_TASK_FIELDS}
     shown.setdefault("Labels", {})
     return shown
 

@@ -11,7 +11,9 @@ again then), MaxAttempts restarts within Window (0: no limit). The slot's
 restart times travel on its tasks (`Restarts`), so a new leader counts on.
 Tasks orphaned by a node that went down are replaced without the delay: the
 node failed, not the task. Slots above Replicas are removed. Global services
-want one task per eligible node (slot 0). `now` is an argument: pure.
+want one task per eligible node (slot 0). Slots this planner leaves alone go
+to the rolling-update planner (`rollout`), which replaces tasks of an older
+spec. `now` is an argument: pure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from api.base import parse_time
 from api.task import TaskState
+from manager.orchestrator.rollout import RolloutChange, Slot, plan_rollout
 
 Obj = dict[str, Any]
 
@@ -76,7 +79,7 @@ class DeleteTask:
     task_id: str
 
 
-Change = CreateTask | StopTask | DeleteTask | WaitUntil
+Change = CreateTask | StopTask | DeleteTask | WaitUntil | RolloutChange
 
 
 def state_rank(state: str) -> int:
@@ -156,7 +159,8 @@ def _slot_plan(
     changes: list[Change] = [StopTask(t["ID"], "shutdown") for t in on_drained + ended]
     if on_drained and not active:
         return changes, _Restart(now=True)
-    changes += [StopTask(t["ID"], "shutdown") for t in active[1:]]  # one task a slot
+    template = (service.get("Spec") or {}).get("TaskTemplate") or {}
+    changes += [StopTask(t["ID"], "shutdown") for t in _extra(active, template)]
     if active:
         return changes, _Restart()
     policy = restart_policy(service)
@@ -170,6 +174,31 @@ def _slot_plan(
     if last.get("DesiredState") == "remove":
         return changes, _Restart(now=True)
     return changes, _restart(policy, last, now)
+
+
+def _created(task: Obj) -> str:
+    return str(task.get("CreatedAt") or "")
+
+
+def _extra(active: list[Obj], template: Obj) -> list[Obj]:
+    """One task a slot, except during a start-first update: the old task
+    stays until the newest task of the current spec runs."""
+    if len(active) <= 1:
+        return []
+    clean = [t for t in active if t.get("Spec") == template]
+    if not clean:
+        return active[1:]
+    newest = max(clean, key=_created)
+    others = [t for t in active if t is not newest]
+    if observed(newest) == "running":
+        return others
+    old = max(others, key=lambda t: (observed(t) == "running", _created(t)))
+    return [t for t in others if t is not old]
+
+
+def _settled(changes: list[Change]) -> bool:
+    """The slot planner leaves the slot's tasks as they are this pass."""
+    return all(isinstance(c, DeleteTask) for c in changes)
 
 
 def _slot_changes(
@@ -197,14 +226,16 @@ def plan_replicated(
     for task in tasks:
         by_slot.setdefault(int(task.get("Slot") or 0), []).append(task)
     changes: list[Change] = []
+    slots: list[Slot] = []
     for slot in sorted(set(by_slot) | set(range(1, replicas + 1))):
         slot_tasks = by_slot.get(slot, [])
         wanted = 1 <= slot <= replicas
         slot_changes, restart = _slot_plan(service, slot_tasks, wanted, now, drained)
-        changes += slot_changes
-        changes += _slot_changes(service["ID"], slot, "", restart)
-        changes += _history(slot_tasks)
-    return changes
+        slot_changes += _slot_changes(service["ID"], slot, "", restart)
+        if wanted:
+            slots.append(Slot(slot, "", tuple(slot_tasks), _settled(slot_changes)))
+        changes += slot_changes + _history(slot_tasks)
+    return changes + plan_rollout(service, slots, now)
 
 
 def plan_global(
@@ -214,14 +245,16 @@ def plan_global(
     for task in tasks:
         by_node.setdefault(str(task.get("NodeID") or ""), []).append(task)
     changes: list[Change] = []
+    slots: list[Slot] = []
     for node_id in sorted(set(by_node) | set(eligible_nodes)):
         node_tasks = by_node.get(node_id, [])
         wanted = node_id in eligible_nodes
         node_changes, restart = _slot_plan(service, node_tasks, wanted, now)
-        changes += node_changes
-        changes += _slot_changes(service["ID"], 0, node_id, restart)
-        changes += _history(node_tasks)
-    return changes
+        node_changes += _slot_changes(service["ID"], 0, node_id, restart)
+        if wanted:
+            slots.append(Slot(0, node_id, tuple(node_tasks), _settled(node_changes)))
+        changes += node_changes + _history(node_tasks)
+    return changes + plan_rollout(service, slots, now)
 
 
 def job_iteration(obj: Obj) -> int:

@@ -5,19 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from api.base import format_time
+from manager.orchestrator import plan
 from manager.orchestrator.plan import (
     CreateTask,
     DeleteTask,
     StopTask,
     WaitUntil,
-    plan_global,
     plan_global_job,
-    plan_replicated,
     plan_replicated_job,
 )
 from manager.scheduler.plan import Assign, NodeLoad, NoSuitableNode, plan_schedule
 
 NOW = 1e10  # long after any test task ended: restart delays have passed
+
+
+def stamped(svc: Any, tasks: list[Any]) -> list[Any]:
+    """Tasks made from the service's current spec (not rolling-update material)."""
+    template = svc["Spec"]["TaskTemplate"]
+    return [t if "Spec" in t else dict(t, Spec=template) for t in tasks]
+
+
+def plan_replicated(
+    svc: Any, tasks: list[Any], drained: frozenset[str] = frozenset(), now: float = NOW
+) -> Any:
+    return plan.plan_replicated(svc, stamped(svc, tasks), drained, now=now)
+
+
+def plan_global(svc: Any, tasks: list[Any], nodes: list[str], now: float = NOW) -> Any:
+    return plan.plan_global(svc, stamped(svc, tasks), nodes, now=now)
 
 
 def replicated(svc: Any, tasks: Any, drained: frozenset[str] = frozenset()) -> Any:

@@ -16,6 +16,7 @@ from agent.controller import (
     Start,
     Started,
     StartFailed,
+    StartReleased,
     Stop,
     TaskController,
     Unhealthy,
@@ -111,3 +112,19 @@ def test_health_check_specs() -> None:
     assert shell == HealthCheck(("/bin/sh", "-c", "test -f /ok"), interval=2.0)
     exec_form = health_check({"Test": ["CMD", "true"], "Retries": 1, "StartPeriod": 10**9})
     assert exec_form == HealthCheck(("true",), retries=1, start_period=1.0)
+
+
+def test_a_held_task_is_prepared_and_starts_only_when_released() -> None:
+    c = TaskController("t", start_held=True)  # desired state ready: a stop-first update
+    c.handle(Assigned())
+    assert c.handle(Prepared()) == [Report("ready", "prepared")]  # the container waits
+    released = c.handle(StartReleased())
+    assert states(released) == ["starting"] and released[-1] == Start()
+    held = TaskController("h", start_held=True)
+    held.handle(Assigned())
+    held.handle(Prepared())
+    assert held.handle(ShutdownRequested()) == [Report("shutdown", "shutdown"), Remove()]
+    early = TaskController("e", start_held=True)  # released while still preparing
+    early.handle(Assigned())
+    assert early.handle(StartReleased()) == []
+    assert states(early.handle(Prepared())) == ["ready", "starting"]
