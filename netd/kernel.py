@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from netd.model import Attachment, Link, Network
-from netd.plan import GATEWAY_BRIDGE, Peer, bridge_name, vxlan_name
+from netd.plan import GATEWAY_BRIDGE, Peer, bridge_name, gateway_bridge_mac, vxlan_name
 
 log = logging.getLogger("shoal.netd.kernel")
 MTU = 1450  # 1500 minus VXLAN's 50 bytes
@@ -42,10 +42,12 @@ async def links() -> dict[str, dict[str, Any]]:
 
 async def ensure_gateway_bridge(address: str) -> None:
     """The node's bridge for containers' egress and DNS; its ports are
-    isolated from each other (containers meet only on their overlays)."""
+    isolated from each other (containers meet only on their overlays). Its
+    MAC is set, so that ports coming and going never change it."""
     present = await links()
     if GATEWAY_BRIDGE not in present:
         await run("ip", "link", "add", GATEWAY_BRIDGE, "type", "bridge")
+    await run("ip", "link", "set", GATEWAY_BRIDGE, "address", gateway_bridge_mac(address))
     await run("ip", "addr", "replace", address, "dev", GATEWAY_BRIDGE)
     await run("ip", "link", "set", GATEWAY_BRIDGE, "up")
     await run("sysctl", "-qw", "net.ipv4.ip_forward=1")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.addresses import mac_for
 from netd.model import Attachment, Endpoint, Network, Service, Snapshot
 
 GATEWAY_BRIDGE = "shoal_gwbridge"
@@ -25,6 +26,15 @@ BRIDGE_PREFIX = "sbr-"
 VXLAN_PREFIX = "svx-"
 LB_TABLE = "shoal_lb"
 HOST_TABLE = "shoal"
+
+
+def gateway_bridge_mac(gateway: str) -> str:
+    """The gateway bridge's MAC, fixed and derived from its address. Left to
+    itself a bridge takes the lowest MAC among its ports, so attaching or
+    detaching any container could change it; the node's other containers
+    would then keep sending DNS queries and egress to the old MAC (dropped)
+    until their ARP entry for the gateway failed, 5 to 8 s later."""
+    return mac_for(gateway)
 
 
 def bridge_name(network_id: str) -> str:
