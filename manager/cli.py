@@ -63,6 +63,13 @@ async def _run(config: ManagerConfig) -> None:
     "--etcd-endpoints", default="", help="Comma-separated etcd client URLs, with --store etcd."
 )
 @click.option(
+    "--secrets-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --store etcd: the key secrets are sealed under, the same file on every "
+    "manager (default: <data-dir>/secrets-key, created on first start).",
+)
+@click.option(
     "--force-new-cluster",
     is_flag=True,
     help="Restart with all this manager's data and itself as the only member.",
@@ -77,6 +84,7 @@ def main(
     token: str | None,
     store_kind: str,
     etcd_endpoints: str,
+    secrets_key_file: Path | None,
     force_new_cluster: bool,
 ) -> None:
     """Run a Shoal manager.
@@ -98,6 +106,7 @@ def main(
         force_new_cluster=force_new_cluster,
         store=store_kind,
         etcd_endpoints=tuple(e for e in etcd_endpoints.split(",") if e),
+        secrets_key_file=secrets_key_file,
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

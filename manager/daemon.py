@@ -38,6 +38,7 @@ from manager.metrics import ManagerMetrics, StoreCollector
 from manager.reads import COMMIT_INDEX_PATH, FollowerReads, commit_index
 from manager.reconciler import Reconciler
 from manager.recovery import force_new_cluster, seed_when_leader
+from manager.secret_box import SecretBox
 from manager.store.etcd import EtcdProposer
 from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
@@ -66,6 +67,9 @@ class ManagerConfig:
     force_new_cluster: bool = False
     store: str = "raft"  # raft | etcd
     etcd_endpoints: tuple[str, ...] = ()
+    # With etcd: the key secrets are sealed under, the same file on every
+    # manager (default: <data-dir>/secrets-key, created on first start).
+    secrets_key_file: Path | None = None
 
     @property
     def raft_address(self) -> str:
@@ -145,7 +149,7 @@ class Manager:
         self.proposer = RaftProposer(self.state, raft)
         self.proposer.start()
         self.store = Store(self.state, self.proposer, self.metrics.observe_write)
-        await self._serve(key)
+        await self._serve(key, key)
 
     async def _start_on_etcd(self) -> None:
         """The store lives in an external etcd: every manager talks to it, so
@@ -161,7 +165,8 @@ class Manager:
                 f"cannot use etcd at {', '.join(cfg.etcd_endpoints)}: {exc}"
             ) from None
         self.store = Store(self.state, self.etcd, self.metrics.observe_write)
-        await self._serve(None)
+        key_file = cfg.secrets_key_file or cfg.data_dir / "secrets-key"
+        await self._serve(None, read_or_create(key_file, secrets.token_urlsafe(32)))
 
     async def _track_peers(self) -> None:
         """Keep the list of other managers on disk, for the next start."""
@@ -218,7 +223,7 @@ class Manager:
             remote, self.certs.client, self.node_id, cfg.raft_address, cfg.advertise_addr
         )
 
-    async def _serve(self, raft_key: str | None) -> None:
+    async def _serve(self, raft_key: str | None, cluster_key: str) -> None:
         assert self.store is not None
         cfg = self.config
         leadership: Leadership
@@ -240,7 +245,7 @@ class Manager:
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         )
         self.api_info = info
-        app = make_app(APIContext(self.store, info))
+        app = make_app(APIContext(self.store, info, SecretBox(cluster_key)))
         app[DISPATCHER] = self.dispatcher_ref
         app[PEER_TLS] = self.certs.client_tls
         app[AFTER_INIT] = self._certificate_ready

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from manager.secret_box import SecretBox
 from manager.store.store import Store
 
 
@@ -36,6 +37,7 @@ class ManagerInfo:
 class APIContext:
     store: Store
     manager: ManagerInfo
+    secret_box: SecretBox  # seals secret values for the store, opens them for nodes
 
 
 CONTEXT = web.AppKey("context", APIContext)

@@ -18,8 +18,10 @@ from manager.http.forward import forward_to_leader
 from manager.http.framework import APIError, add_route, bad_request, json_response, read_json
 from manager.http.identity import caller
 from manager.http.networks import write_allocating
+from manager.http.secrets import data_of
 from manager.http.swarm import require_cluster
 from manager.orchestrator.plan import state_rank
+from manager.secret_box import SecretBox
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
 
@@ -139,14 +141,14 @@ async def assignments(request: web.Request) -> web.Response:
         # A global task names its node from birth; it is the node's only once
         # allocated and scheduled (its network addresses are in by then).
         tasks = [t for t in found if state_rank(t["Status"]["State"]) >= int(TaskState.ASSIGNED)]
-        secrets, configs = referenced(tx, tasks)
+        secrets, configs = referenced(tx, tasks, ctx.secret_box)
         return tx.index, tasks, secrets, configs
 
     index, tasks, secrets, configs = ctx.store.view(read)
     return json_response({"Index": index, "Tasks": tasks, "Secrets": secrets, "Configs": configs})
 
 
-def referenced(tx: ReadTx, tasks: list[Obj]) -> tuple[list[Obj], list[Obj]]:
+def referenced(tx: ReadTx, tasks: list[Obj], box: SecretBox) -> tuple[list[Obj], list[Obj]]:
     """The secrets and configs of the node's tasks that still want to run, and
     only those: a node never learns a secret it has no use for."""
     wanted: dict[str, set[str]] = {"secret": set(), "config": set()}
@@ -161,7 +163,7 @@ def referenced(tx: ReadTx, tasks: list[Obj]) -> tuple[list[Obj], list[Obj]]:
         for object_id in sorted(ids):
             obj = tx.get(table, object_id)
             if obj is not None:
-                found[table].append({"ID": obj["ID"], "Data": obj["Spec"].get("Data") or ""})
+                found[table].append({"ID": obj["ID"], "Data": data_of(box, obj)})
     return found["secret"], found["config"]
 
 

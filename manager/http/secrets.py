@@ -23,6 +23,7 @@ from manager.http.framework import (
 from manager.http.lookup import matches_filters, new_id, resolve
 from manager.http.swarm import require_cluster
 from manager.http.writes import write
+from manager.secret_box import SecretBox
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
 
@@ -42,14 +43,25 @@ SECRET = Kind("secret", "Secrets", "SecretID", shows_data=False)
 CONFIG = Kind("config", "Configs", "ConfigID", shows_data=True)
 
 
+SEALED = "SealedData"  # a secret's value, sealed (manager/secret_box.py); never shown
+
+
 def public(kind: Kind, obj: Obj) -> Obj:
-    shown = dict(obj)
+    shown = {k: v for k, v in obj.items() if k != SEALED}
     spec = dict(shown.get("Spec") or {})
     if not kind.shows_data:
         spec.pop("Data", None)
     spec.setdefault("Labels", {})
     shown["Spec"] = spec
     return shown
+
+
+def data_of(box: SecretBox, obj: Obj) -> str:
+    """A secret's or config's value, base64 (as nodes receive it)."""
+    sealed = obj.get(SEALED)
+    if sealed is None:
+        return str((obj.get("Spec") or {}).get("Data") or "")
+    return base64.b64encode(box.open(str(sealed), obj["ID"])).decode()
 
 
 def users_of(tx: ReadTx, kind: Kind, object_id: str) -> list[str]:
@@ -76,18 +88,19 @@ def handlers(kind: Kind) -> dict[str, Handler]:
         if len(data) > MAX_DATA_BYTES:
             raise bad_request(f"{kind.table} data must be larger than 0 and less than 500KB")
         object_id = new_id()
-        spec = {
-            "Name": body["Name"],
-            "Labels": body.get("Labels") or {},
-            "Data": base64.b64encode(data).decode(),
-        }
+        spec = {"Name": body["Name"], "Labels": body.get("Labels") or {}}
+        stored: Obj = {"ID": object_id, "Spec": spec}
+        if kind.shows_data:
+            spec["Data"] = base64.b64encode(data).decode()
+        else:  # only sealed: the value never reaches the log or etcd in clear
+            stored[SEALED] = ctx.secret_box.seal(data, object_id)
         for key in ("Driver", "Templating"):
             if body.get(key):
                 spec[key] = body[key]
 
         def make(tx: WriteTx) -> None:
             require_cluster(tx)
-            tx.create(kind.table, {"ID": object_id, "Spec": spec})
+            tx.create(kind.table, stored)
 
         await write(ctx.store, make)
         return json_response({"ID": object_id}, status=201)
@@ -120,7 +133,7 @@ def handlers(kind: Kind) -> dict[str, Handler]:
 
         def change(tx: WriteTx) -> None:
             obj = resolve(tx, kind.table, request.match_info["id"])
-            if body.get("Data") and body["Data"] != obj["Spec"].get("Data"):
+            if body.get("Data") and body["Data"] != data_of(ctx.secret_box, obj):
                 raise bad_request(f"only updates to Labels are allowed for {kind.table}s")
             obj["Version"] = {"Index": version}
             obj["Spec"] = {**obj["Spec"], "Labels": body.get("Labels") or {}}

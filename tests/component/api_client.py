@@ -15,6 +15,7 @@ from manager.http.context import APIContext, ManagerInfo
 from manager.http.dispatcher_api import DISPATCHER, DispatcherRef
 from manager.http.identity import LOCAL_ADMIN, PLAIN_TCP_IDENTITY
 from manager.reconciler import Reconciler
+from manager.secret_box import SecretBox
 from manager.store.proposer import MemoryProposer
 from manager.store.state import StoreState
 from manager.store.store import Store
@@ -45,7 +46,7 @@ async def api_client(leader_loops: bool = False) -> AsyncIterator[TestClient[Any
         memory_bytes=1 << 30,
     )
     store = Store(state, MemoryProposer(state))
-    app = make_app(APIContext(store, info))
+    app = make_app(APIContext(store, info, SecretBox("component-test-cluster-key")))
     ref = DispatcherRef()
     app[DISPATCHER] = ref
     app[PLAIN_TCP_IDENTITY] = LOCAL_ADMIN  # the test client plays the local admin

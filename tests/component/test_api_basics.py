@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from manager.http.context import CONTEXT, APIContext
 from tests.component.api_client import api_client
 
 Client = TestClient[Any, Any]
@@ -38,6 +39,13 @@ async def swarm(client: Client) -> Client:
     reply = await client.post("/v1.41/swarm/init", json={"ListenAddr": "0.0.0.0:2377"})
     assert reply.status == 200, await reply.text()
     return client
+
+
+def context_of(client: Client) -> APIContext:
+    app = client.app
+    assert app is not None
+    found: APIContext = app[CONTEXT]
+    return found
 
 
 async def error(reply: Any, status: int) -> str:
@@ -181,7 +189,9 @@ async def test_networks_secrets_and_configs(swarm: Client) -> None:
     assert secret.status == 201
     secret_id = (await secret.json())["ID"]
     shown_secret = await (await swarm.get(f"/secrets/{secret_id}")).json()
-    assert "Data" not in shown_secret["Spec"]
+    assert "Data" not in shown_secret["Spec"] and "SealedData" not in shown_secret
+    stored = context_of(swarm).store.view(lambda tx: tx.all("secret"))
+    assert "c2VjcmV0" not in json.dumps(stored)  # sealed at rest, not base64
     config = await swarm.post("/configs/create", json={"Name": "app.conf", "Data": "eD0x"})
     config_id = (await config.json())["ID"]
     assert (await (await swarm.get(f"/configs/{config_id}")).json())["Spec"]["Data"] == "eD0x"

@@ -5,6 +5,7 @@ tasks in turn, and published ports answer on every node."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 import time
@@ -343,13 +344,17 @@ def test_secrets_reach_their_task_on_tmpfs_only(cluster: LabSpec) -> None:
     assert code == 0 and " tmpfs " in out, out
     in_use = docker(cluster, "secret", "rm", "pw", check=False)
     assert in_use.returncode != 0 and "in use" in in_use.stderr
-    # Nothing of it on any node's disk (the tmpfs is not visible from here).
+    # Nothing of it on any node's disk (the tmpfs is not visible from here),
+    # nor in the managers' Raft log and snapshots: in clear or base64.
+    encoded = base64.b64encode(value.encode()).decode().rstrip("=")[:-2]
     for host in cluster.all_hosts():
-        found = subprocess.run(
-            ["grep", "-rl", value, str(host.directory / "agent"), str(host.directory / "runtime")],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert found.stdout == "", found.stdout
+        places = [host.directory / part for part in ("agent", "runtime", "manager")]
+        for needle in (value, encoded):
+            found = subprocess.run(
+                ["grep", "-rla", needle, *[str(p) for p in places if p.exists()]],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert found.stdout == "", found.stdout
     docker(cluster, "service", "rm", "vault")
     where = host_of(cluster, task)
     listing = ["ls", str(cluster.host(where).directory / "agent" / "task-files")]
