@@ -9,6 +9,9 @@ certificate names another node, and images are the operator's business).
 - POST   /images/{name}/push                     -> a stream of {"status": ...}
 - GET    /images/json                            -> [{Id, RepoTags, Size, ...}]
 - DELETE /images/{name}                          -> [{"Untagged": name}]
+- GET    /tasks/{id}/logs?follow=1&tail=N&since=UNIX_SECONDS
+         -> one {"time": RFC3339Nano, "stream": "stdout"|"stderr", "line": ...} a line
+            (the managers merge these into `service logs`)
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import asyncio
 import io
 import json
 import logging
+import re
 import ssl
 import tarfile
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from runtime.protocol import ContainerRuntimeError
 log = logging.getLogger("shoal.agent.api")
 RUNTIME: web.AppKey[ContainerdRuntime] = web.AppKey("runtime", ContainerdRuntime)
 MAX_CONTEXT_BYTES = 512 * 1024 * 1024
+TASK_ID = re.compile(r"[a-z0-9]{1,64}")  # names a log file: nothing else may pass
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -194,6 +200,35 @@ async def remove_image(request: web.Request) -> web.Response:
     return web.json_response([{"Untagged": name}])
 
 
+def _log_options(request: web.Request) -> tuple[datetime | None, int | None, bool]:
+    query = request.query
+    since = datetime.fromtimestamp(float(query["since"]), UTC) if query.get("since") else None
+    tail = int(query["tail"]) if query.get("tail") else None
+    if tail is not None and tail < 0:
+        raise ValueError("tail must not be negative")
+    return since, tail, query.get("follow") in ("1", "true")
+
+
+async def task_logs(request: web.Request) -> web.StreamResponse:
+    """A task's output from its json log, which outlives the container until
+    the task leaves the cluster."""
+    task_id = request.match_info["id"]
+    if not TASK_ID.fullmatch(task_id):
+        return _error(400, f"invalid task ID {task_id!r}")
+    try:
+        since, tail, follow = _log_options(request)
+    except ValueError as exc:
+        return _error(400, f"invalid log options: {exc}")
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    runtime = request.app[RUNTIME]
+    async for entry in runtime.logs(task_id, since=since, tail=tail, follow=follow):
+        line = {"time": entry.time.isoformat(), "stream": entry.stream, "line": entry.line}
+        await response.write(json.dumps(line).encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
 def make_api(runtime: ContainerdRuntime) -> web.Application:
     app = web.Application(middlewares=[admins_only], client_max_size=MAX_CONTEXT_BYTES)
     app[RUNTIME] = runtime
@@ -202,6 +237,7 @@ def make_api(runtime: ContainerdRuntime) -> web.Application:
     app.router.add_post("/images/{name:.+}/push", push)
     app.router.add_get("/images/json", list_images)
     app.router.add_delete("/images/{name:.+}", remove_image)
+    app.router.add_get("/tasks/{id}/logs", task_logs)
     return app
 
 

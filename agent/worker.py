@@ -189,7 +189,8 @@ class TaskRunner:
                     await self.runtime.stop(task_id)
             case Remove():
                 with contextlib.suppress(Exception):
-                    await self.runtime.delete(task_id)
+                    # Its logs stay for `service logs` until the task leaves the cluster.
+                    await self.runtime.delete(task_id, remove_logs=self.gone)
                 if self.networks is not None:
                     with contextlib.suppress(Exception):
                         await self.networks.detach(task_id)

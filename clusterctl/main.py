@@ -18,6 +18,7 @@ from clusterctl.cluster_commands import cluster_group, context_group, node_group
 from clusterctl.contexts import ContextError
 from clusterctl.image_commands import image_group
 from clusterctl.lab_commands import lab_group
+from clusterctl.service_commands import service_group
 from lab.lifecycle import LabError
 from lab.spec import LabSpecError
 
@@ -44,7 +45,7 @@ def cli(debug: bool) -> None:
     """
 
 
-for group in (cluster_group, node_group, image_group, context_group, lab_group):
+for group in (cluster_group, node_group, service_group, image_group, context_group, lab_group):
     cli.add_command(group)
 
 

@@ -310,11 +310,13 @@ class ContainerdRuntime:
 
     async def delete(self, container_id: str, *, remove_logs: bool = False) -> None:
         """Task (killed first if it still runs), container, snapshot, files."""
-        await self._labels(container_id)  # not found -> clear error
-        await self._cleanup(container_id, True, True)
-        if remove_logs:
-            for path in self.log_path(container_id).parent.glob(f"{container_id}.log*"):
-                path.unlink(missing_ok=True)
+        try:
+            await self._labels(container_id)  # not found -> clear error
+            await self._cleanup(container_id, True, True)
+        finally:  # the logs go even when the container went before them
+            if remove_logs:
+                for path in self.log_path(container_id).parent.glob(f"{container_id}.log*"):
+                    path.unlink(missing_ok=True)
 
     async def _cleanup(self, cid: str, container: bool, snapshot: bool) -> None:
         with contextlib.suppress(ContainerdNotFound):

@@ -257,3 +257,16 @@ async def test_task_filter_by_node_takes_its_hostname() -> None:
         by_name = json.dumps({"node": ["manager-1"]})
         found = await (await client.get("/tasks", params={"filters": by_name})).json()
         assert [t["ID"] for t in found] == [tasks[0]["ID"]]
+
+
+async def test_logs_bad_input_gets_clear_errors(swarm: Client) -> None:
+    created = await swarm.post("/services/create", json=CLI_CREATE)
+    service_id = (await created.json())["ID"]
+    no_stream = await swarm.get(f"/services/{service_id}/logs")
+    assert "choose at least one stream" in await error(no_stream, 400)
+    bad_tail = await swarm.get(f"/services/{service_id}/logs?stdout=1&tail=lots")
+    assert "invalid value for tail" in await error(bad_tail, 400)
+    unknown = await swarm.get("/services/nosuch/logs?stdout=1")
+    assert "service nosuch not found" in await error(unknown, 404)
+    unknown_task = await swarm.get("/tasks/nosuch/logs?stdout=1")
+    assert "not found" in await error(unknown_task, 404)

@@ -1,5 +1,5 @@
-"""Rolling updates and rollbacks with the stock docker CLI, on a lab of three
-hosts that are all managers (so a leader can be killed mid-update)."""
+"""Operating services: rolling updates, rollbacks and logs, with the stock docker CLI and
+clusterctl, on a lab of three hosts that are all managers (so a leader can be killed mid-update)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from lab.configs import docker_tls_args, manager_address
 from lab.lifecycle import lab_down, lab_up
 from lab.services import kill_service
 from lab.spec import LabSpec
-from tests.lab.helpers import clusterctl
+from tests.lab.helpers import CLUSTERCTL, clusterctl
 from tests.lab_fixtures import CREATED_BY, new_lab_name
 
 pytestmark = pytest.mark.lab
@@ -225,3 +225,54 @@ def test_force_redeploys_an_unchanged_spec(lab: LabSpec) -> None:
     after = {str(t["ID"]) for t in running(lab, "again")}
     assert len(after) == 6 and not before & after  # every task replaced
     docker(lab, "service", "rm", "again")
+
+
+TALK = [
+    "sh", "-c",
+    "trap 'exit 0' TERM; i=0; while true; do echo \"line $i on $(hostname)\"; "
+    "echo \"warning $i\" >&2; i=$((i+1)); sleep 0.3; done",
+]  # fmt: skip
+
+
+def follow_lines(
+    argv: list[str], wanted: Callable[[list[str]], bool], timeout: float = 60
+) -> list[str]:
+    """Lines of a following command until `wanted` holds; then it is stopped."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout
+        assert process.stdout is not None
+        while not wanted(lines):
+            assert time.monotonic() < deadline, f"not seen in time: {lines[-20:]}"
+            line = process.stdout.readline()
+            assert line or process.poll() is None, f"it ended: {lines[-20:]}"
+            lines.append(line.rstrip("\n"))
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    return lines
+
+
+def test_service_logs_follow_every_task_on_every_host(lab: LabSpec) -> None:
+    docker(
+        lab, "service", "create", "--name", "talker", "--mode", "global",
+        busybox(lab), *TALK,
+    )  # fmt: skip
+    hosts = {h.hostname for h in lab.all_hosts()}
+
+    def from_every_host(lines: list[str]) -> bool:
+        # The CLI names each line's task: "talker.<node id>.<task id>@<host>    | line …"
+        seen = {line.split("@", 1)[1].split()[0] for line in lines if "| line " in line}
+        return seen == hosts
+
+    docker_argv = [DOCKER, *docker_tls_args(lab, lab.host(2)), "service", "logs", "-f", "talker"]
+    lines = follow_lines(docker_argv, from_every_host)
+    assert any("| warning " in line for line in lines)  # stderr too
+    ours = follow_lines([str(CLUSTERCTL), "service", "logs", "--follow", "talker"], from_every_host)
+    assert all(" | " in line for line in ours if line), ours[:5]
+    tail = docker(lab, "service", "logs", "--tail", "1", "--timestamps", "talker", host=3)
+    stamped = [line for line in tail.splitlines() if line]
+    assert len(stamped) == len(hosts), stamped  # the last line of each task
+    assert all(parse_time(line.split()[0]) > 0 for line in stamped), stamped
+    docker(lab, "service", "rm", "talker")
