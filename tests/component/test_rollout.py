@@ -8,62 +8,19 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any
 
 import pytest
 
-from api.base import now_time as now
 from api.base import parse_time
-from manager.dispatcher import Dispatcher
 from manager.reconciler import Reconciler
 from manager.store.proposer import MemoryProposer
 from manager.store.state import StoreState
 from manager.store.store import Store, WriteTx
+from tests.component.simulated_agents import node, simulated_agents
 
 Obj = dict[str, Any]
 MS = 1_000_000  # nanoseconds
-ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned"}
-
-
-def node(nid: str) -> Obj:
-    return {
-        "ID": nid,
-        "Spec": {"Role": "worker", "Availability": "active", "Labels": {}},
-        "Description": {
-            "Hostname": nid,
-            "Resources": {"NanoCPUs": 4 * 10**9, "MemoryBytes": 8 << 30},
-        },
-        "Status": {"State": "ready"},
-    }
-
-
-def next_state(task: Obj) -> str | None:
-    """What a node would report next for this task: images named "bad" exit 1."""
-    state, desired = task["Status"]["State"], task["DesiredState"]
-    if state in ENDED or not task.get("NodeID") or state in ("new", "pending"):
-        return None
-    if desired in ("shutdown", "remove"):
-        return "shutdown"
-    if state == "assigned":
-        return "ready" if desired == "ready" else "running"
-    if state == "ready" and desired == "running":
-        return "running"
-    if state == "running" and task["Spec"]["ContainerSpec"]["Image"] == "bad":
-        return "failed"
-    return None
-
-
-async def simulated_agents(store: Store) -> None:
-    while True:
-        updates = {}
-        for task in store.view(lambda tx: tx.all("task")):
-            state = next_state(task)
-            if state is not None:
-                updates[task["ID"]] = (task["NodeID"], {"State": state, "Timestamp": now()})
-        if updates:
-            await store.update(partial(Dispatcher._apply, updates=updates))
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
