@@ -1,27 +1,27 @@
 """Convergence on 3 hosts (1 manager, 2 workers), image already present:
 `service create` with 3, 30 and 90 replicas until every task runs, scale to
-2x, and `service rm` until no container is left.
+2x, a rolling update, and `service rm` until no container is left.
 
     python -m bench.converge [--sizes 3,30,90] [--runs 3]
 
-Each size runs --runs times on the same lab; the medians are printed last,
-beside Swarm's, with the ratio (target: at most 1.0x, aim 0.5x).
-
-Docker Swarm on this machine took (medians): 1.0 s (3), 5.5 s (30), 16 s (90);
-scale 90 -> 180: 16.9 s; rm of 90: 15.3 s (../shared/peer/results).
+Then a rolling update of every task (parallelism 10, no delay). Each size
+runs --runs times on the same lab; medians with min and max are printed last.
+`python -m bench --only converge --peer` measures Docker Swarm beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
 import aiohttp
 
+from bench.suite import print_summary
 from lab.configs import manager_address, runtime_config
 from lab.lifecycle import lab_down, lab_up
 from lab.managers import lab_tls
@@ -69,12 +69,33 @@ def spec(lab: LabSpec, name: str, replicas: int) -> dict[str, object]:
     }
 
 
-Figures = tuple[float, float, float]  # create, scale to 2x, rm (seconds)
-SWARM: dict[int, Figures] = {3: (1.0, 0.0, 0.0), 30: (5.5, 0.0, 0.0), 90: (16.0, 16.9, 15.3)}
+Figures = dict[str, float]  # seconds, by step and size: create_3, scale_3, update_3, rm_3
 
 
-async def scenario(lab: LabSpec, sizes: list[int], runs: int) -> dict[int, list[Figures]]:
-    results: dict[int, list[Figures]] = {size: [] for size in sizes}
+async def up_to_date(session: aiohttp.ClientSession, api: str, name: str, wanted: int) -> bool:
+    """Every wanted task runs from the service's current spec."""
+    filters = json.dumps({"service": [name], "_up-to-date": ["true"], "desired-state": ["running"]})
+    async with session.get(f"{api}/tasks", params={"filters": filters}) as reply:
+        tasks = await reply.json()
+    return sum(1 for t in tasks if t["Status"]["State"] == "running") == wanted
+
+
+async def rolling_update(session: aiohttp.ClientSession, api: str, name: str) -> None:
+    """Every task replaced, 10 at a time with no delay: the image's tasks
+    redeployed (ForceUpdate; the peer updates to a same-content image tag)."""
+    async with session.get(f"{api}/services/{name}") as reply:
+        current = await reply.json()
+    template = dict(current["Spec"]["TaskTemplate"])
+    template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+    update = {"Parallelism": 10, "Delay": 0, "FailureAction": "pause", "Order": "stop-first"}
+    new_spec = dict(current["Spec"], TaskTemplate=template, UpdateConfig=update)
+    version = current["Version"]["Index"]
+    async with session.post(f"{api}/services/{name}/update?version={version}", json=new_spec) as r:
+        await r.read()
+
+
+async def scenario(lab: LabSpec, sizes: list[int], runs: int) -> list[Figures]:
+    results: list[Figures] = [{} for _ in range(runs)]
     api = f"https://{manager_address(lab.host(1))}"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=lab_tls(lab))) as session:
         # Warm up: the image on every host (the peer's scenario imports it first).
@@ -93,28 +114,37 @@ async def scenario(lab: LabSpec, sizes: list[int], runs: int) -> dict[int, list[
             version = current["Version"]["Index"]
             await session.post(f"{api}/services/{name}/update?version={version}", json=scaled_spec)
             scaled = await until(partial(running_is, session, api, name, 2 * size))
+            started = time.monotonic()
+            await rolling_update(session, api, name)
+            await until(partial(up_to_date, session, api, name, 2 * size))
+            updated = time.monotonic() - started
             await session.delete(f"{api}/services/{name}")
             removed = await until(partial(no_containers, lab))
-            results[size].append((created, scaled, removed))
+            results[run].update(
+                {
+                    f"create_{size}": created,
+                    f"scale_{size}": scaled,
+                    f"update_{size}": updated,
+                    f"rm_{size}": removed,
+                }
+            )
             print(
                 f"run {run + 1} replicas {size:3}: create {created:6.2f}s   "
-                f"scale to {2 * size:3} {scaled:6.2f}s   rm {removed:6.2f}s",
+                f"scale to {2 * size:3} {scaled:6.2f}s   update {updated:6.2f}s   "
+                f"rm {removed:6.2f}s",
                 flush=True,
             )
     return results
 
 
-def print_medians(results: dict[int, list[Figures]]) -> None:
-    print("\nmedians (Swarm on this machine; ratio)")
-    for size, figures in results.items():
-        medians = [statistics.median(f[i] for f in figures) for i in range(3)]
-        cells = []
-        for what, ours, theirs in zip(
-            ("create", "scale", "rm"), medians, SWARM.get(size, (0, 0, 0)), strict=True
-        ):
-            ref = f" (Swarm {theirs:.1f}s; {ours / theirs:.2f}x)" if theirs else ""
-            cells.append(f"{what} {ours:6.2f}s{ref}")
-        print(f"replicas {size:3}: " + "   ".join(cells))
+def measure(runs: int, sizes: tuple[int, ...] = (3, 30, 90)) -> list[Figures]:
+    """The suite's entry: a fresh 3-host lab (1 manager, 2 workers)."""
+    name = f"bc{secrets.token_hex(2)}"
+    lab = lab_up(name, 3, created_by="bench", managers=1)
+    try:
+        return asyncio.run(scenario(lab, list(sizes), max(runs, 1)))
+    finally:
+        lab_down(name)
 
 
 async def running_is(session: aiohttp.ClientSession, api: str, name: str, wanted: int) -> bool:
@@ -130,13 +160,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="3,30,90")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    name = "bconv"
-    lab = lab_up(name, 3, created_by="bench", managers=1)
-    try:
-        sizes = [int(s) for s in args.sizes.split(",")]
-        print_medians(asyncio.run(scenario(lab, sizes, max(args.runs, 1))))
-    finally:
-        lab_down(name)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    print_summary("converge", measure(args.runs, sizes))
 
 
 if __name__ == "__main__":
