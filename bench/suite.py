@@ -66,7 +66,7 @@ def table_lines(
     lines = []
     for figure, stat in ours.items():
         unit = unit_of(scenario, figure)
-        line = f"{name:13} {figure:22} {unit:6} shoal {stat.show()}"
+        line = f"{name:13} {figure:26} {unit:6} shoal {stat.show()}"
         peer = (theirs or {}).get(figure)
         if peer is not None:
             ratio = stat.median / peer.median if peer.median else float("nan")
