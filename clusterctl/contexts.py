@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,6 +50,30 @@ class Contexts:
             raise ContextError(f"invalid context name {name!r}: letters, digits, '.', '_', '-'")
         return self.directory / "contexts" / f"{name}.json"
 
+    def cert_dir(self, name: str) -> Path:
+        """Where clusterctl keeps the certificates it copied for a context."""
+        self._path(name)  # checks the name
+        return self.directory / "certs" / name
+
+    def copy_certs(self, name: str, ca: Path, cert: Path, key: Path) -> Path:
+        """The three files into the context's own directory, as ca.pem,
+        cert.pem and key.pem (the key readable by its owner only)."""
+        for given in (ca, cert, key):
+            if not given.is_file():
+                raise ContextError(f"{given} is not a file")
+        directory = self.cert_dir(name)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for source, target, mode in (
+            (ca, "ca.pem", 0o644),
+            (cert, "cert.pem", 0o644),
+            (key, "key.pem", 0o600),
+        ):
+            tmp = directory / (target + ".tmp")
+            shutil.copyfile(source, tmp)
+            tmp.chmod(mode)
+            tmp.replace(directory / target)
+        return directory
+
     def save(self, context: Context) -> None:
         path = self._path(context.name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -72,8 +97,11 @@ class Contexts:
         return [self.get(name) for name in names]
 
     def remove(self, name: str) -> None:
-        self.get(name)
+        context = self.get(name)
         self._path(name).unlink()
+        own = self.cert_dir(name)
+        if context.certs and Path(context.certs) == own:  # copied by us: ours to remove
+            shutil.rmtree(own, ignore_errors=True)
         if self.current_name() == name:
             (self.directory / "current").unlink(missing_ok=True)
 

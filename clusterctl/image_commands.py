@@ -103,8 +103,10 @@ async def _agent(
         raise Unreachable(f"cannot reach the agent at {node['AgentAPI']}: {exc}") from None
 
 
-def _target(context_name: str | None, node: str | None) -> tuple[Context, dict[str, Any]]:
-    context = Contexts().resolve(context_name, None)
+def _target(
+    context_name: str | None, manager: str | None, node: str | None
+) -> tuple[Context, dict[str, Any]]:
+    context = Contexts().resolve(context_name, manager)
     return context, pick_node(context, node)
 
 
@@ -115,6 +117,11 @@ def image_group() -> None:
 
 NODE = click.option("--node", default=None, help="Node (hostname or ID) to work on.")
 CONTEXT = click.option("--context", "context_name", default=None, help="Context to use.")
+MANAGER = click.option(
+    "--manager",
+    default=None,
+    help="host:port or unix:///path of a manager (overrides the context's).",
+)
 
 
 @image_group.command("build")
@@ -123,6 +130,7 @@ CONTEXT = click.option("--context", "context_name", default=None, help="Context 
 @click.option("--build-arg", "build_args", multiple=True, help="K=V (repeat).")
 @NODE
 @CONTEXT
+@MANAGER
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def build_command(
     tag: str,
@@ -130,6 +138,7 @@ def build_command(
     build_args: tuple[str, ...],
     node: str | None,
     context_name: str | None,
+    manager: str | None,
     path: Path,
 ) -> None:
     """Build an image on a node from a Dockerfile and a context directory.
@@ -144,7 +153,7 @@ def build_command(
         if not sep:
             raise click.BadParameter(f"{item!r}: want K=V", param_hint="--build-arg")
         args[key] = value
-    context, target = _target(context_name, node)
+    context, target = _target(context_name, manager, node)
     click.echo(f"Sending build context to {target['Description'].get('Hostname')}")
     params = {"t": tag, "dockerfile": dockerfile, "buildargs": json.dumps(args)}
     body = context_tar(path)
@@ -154,40 +163,54 @@ def build_command(
 @image_group.command("push")
 @NODE
 @CONTEXT
+@MANAGER
 @click.argument("name")
-def push_command(node: str | None, context_name: str | None, name: str) -> None:
+def push_command(
+    node: str | None, context_name: str | None, manager: str | None, name: str
+) -> None:
     """Push an image from a node to its registry.
 
     \b
     Example:
       clusterctl image push 198.18.0.11:5000/demo/web:1
     """
-    context, target = _target(context_name, node)
+    context, target = _target(context_name, manager, node)
     asyncio.run(_agent(context, target, "POST", f"/images/{name}/push"))
 
 
 @image_group.command("pull")
 @NODE
 @CONTEXT
+@MANAGER
 @click.argument("name")
-def pull_command(node: str | None, context_name: str | None, name: str) -> None:
+def pull_command(
+    node: str | None, context_name: str | None, manager: str | None, name: str
+) -> None:
     """Pull an image onto a node.
 
     \b
     Example:
       clusterctl image pull --node demo-h2 198.18.0.11:5000/demo/web:1
     """
-    context, target = _target(context_name, node)
+    context, target = _target(context_name, manager, node)
     asyncio.run(_agent(context, target, "POST", "/images/create", params={"fromImage": name}))
 
 
 @image_group.command("ls")
 @NODE
 @CONTEXT
+@MANAGER
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
-def ls_command(node: str | None, context_name: str | None, output_format: str) -> None:
-    """List a node's images. Example: clusterctl image ls --node demo-h2"""
-    context, target = _target(context_name, node)
+def ls_command(
+    node: str | None, context_name: str | None, manager: str | None, output_format: str
+) -> None:
+    """List a node's images.
+
+    \b
+    Example:
+      clusterctl image ls --node demo-h2
+    """
+    context, target = _target(context_name, manager, node)
     _, images = asyncio.run(_agent(context, target, "GET", "/images/json"))
     if output_format == "json":
         print_json(images)
@@ -203,9 +226,15 @@ def ls_command(node: str | None, context_name: str | None, output_format: str) -
 @image_group.command("rm")
 @NODE
 @CONTEXT
+@MANAGER
 @click.argument("name")
-def rm_command(node: str | None, context_name: str | None, name: str) -> None:
-    """Remove an image from a node. Example: clusterctl image rm demo/web:1"""
-    context, target = _target(context_name, node)
+def rm_command(node: str | None, context_name: str | None, manager: str | None, name: str) -> None:
+    """Remove an image from a node.
+
+    \b
+    Example:
+      clusterctl image rm --node demo-h2 demo/web:1
+    """
+    context, target = _target(context_name, manager, node)
     asyncio.run(_agent(context, target, "DELETE", f"/images/{name}"))
     click.echo(f"Untagged: {name}")

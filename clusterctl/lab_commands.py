@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,9 +12,13 @@ from clusterctl.cluster_commands import docker_hint
 from clusterctl.contexts import Context, Contexts
 from clusterctl.output import print_json, print_table, status_line
 from lab.configs import manager_address
-from lab.lifecycle import lab_down, lab_root, lab_up, list_labs, read_metadata
 from lab.spec import DEFAULT_LAB_NAME
-from lab.status import LabStatus, exec_argv, lab_status
+
+if TYPE_CHECKING:
+    from lab.status import LabStatus
+
+# lab.lifecycle and lab.status pull in the containerd client: imported when a
+# lab command runs, so every other command starts faster.
 
 FORMAT_OPTION = click.option(
     "--format",
@@ -24,7 +29,19 @@ FORMAT_OPTION = click.option(
 )
 
 
-@click.group("lab")
+class LabGroup(click.Group):
+    """Turns the lab's own errors into the one-line kind."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from lab.lifecycle import LabError
+
+        try:
+            return super().invoke(ctx)
+        except LabError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group("lab", cls=LabGroup)
 def lab_group() -> None:
     """Local multi-host labs: hosts are network namespaces on this machine."""
 
@@ -52,6 +69,9 @@ def lab_up_command(hosts: int, name: str, managers: int, underlay: str | None) -
     Example:
       clusterctl lab up --hosts 3 --managers 3 --name demo
     """
+    from lab.lifecycle import lab_up
+    from lab.status import lab_status
+
     spec = lab_up(name, hosts, underlay, progress=status_line, managers=managers)
     status_line(f"lab {spec.name} is up")
     _print_hosts(lab_status(spec.name))
@@ -73,7 +93,15 @@ def lab_up_command(hosts: int, name: str, managers: int, underlay: str | None) -
 @lab_group.command("ls")
 @FORMAT_OPTION
 def lab_ls_command(output_format: str) -> None:
-    """List the labs on this machine."""
+    """List the labs on this machine.
+
+    \b
+    Example:
+      clusterctl lab ls --format json
+    """
+    from lab.lifecycle import lab_root, list_labs, read_metadata
+    from lab.status import lab_status
+
     rows = []
     for name in list_labs():
         meta = read_metadata(lab_root() / name) or {}
@@ -96,7 +124,14 @@ def lab_ls_command(output_format: str) -> None:
 @click.argument("name", default=DEFAULT_LAB_NAME)
 @FORMAT_OPTION
 def lab_status_command(name: str, output_format: str) -> None:
-    """Show a lab's hosts, addresses, sockets and the health of each."""
+    """Show a lab's hosts, addresses, sockets and the health of each.
+
+    \b
+    Example:
+      clusterctl lab status demo
+    """
+    from lab.status import lab_status
+
     status = lab_status(name)
     if output_format == "json":
         print_json(_status_json(status))
@@ -165,6 +200,8 @@ def lab_exec_command(lab_name: str, host: str, command: tuple[str, ...]) -> None
     Example:
       clusterctl lab exec --lab demo h2 -- ip addr
     """
+    from lab.status import exec_argv
+
     args = list(command)
     if args and args[0] == "--":  # click keeps the separator once options are over
         args = args[1:]
@@ -183,6 +220,8 @@ def lab_down_command(name: str) -> None:
     Example:
       clusterctl lab down demo
     """
+    from lab.lifecycle import lab_down
+
     found = lab_down(name)
     contexts = Contexts()
     if any(c.name == f"lab-{name}" for c in contexts.all()):
