@@ -8,6 +8,7 @@ others reach any manager through the context."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ def docker_hint(context: Context) -> str:
 def local_manager(socket: Path, manager: str | None) -> Context:
     """This host's manager: its socket, or --manager (another socket, or an
     address reached with the context's certificate)."""
+    manager = manager or os.environ.get("CLUSTERCTL_MANAGER")
     if manager:
         return Contexts().resolve(None, manager)
     return Context("(local)", f"unix://{socket}")

@@ -115,8 +115,10 @@ class Contexts:
         return current.read_text().strip() or None if current.exists() else None
 
     def resolve(self, name: str | None, manager: str | None) -> Context:
-        """--manager, else --context / $CLUSTERCTL_CONTEXT, else the one in use."""
+        """--manager (or $CLUSTERCTL_MANAGER), else --context / $CLUSTERCTL_CONTEXT,
+        else the one in use."""
         chosen = name or os.environ.get("CLUSTERCTL_CONTEXT") or self.current_name()
+        manager = manager or os.environ.get("CLUSTERCTL_MANAGER") or None
         if manager:  # another manager of the same cluster: the context's certificate
             certs = self.get(chosen).certs if chosen else ""
             return Context("(--manager)", manager, certs)

@@ -84,7 +84,8 @@ def _warn(reply: Any) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-@service_group.command("create", context_settings={"ignore_unknown_options": False})
+# As docker's: options end at IMAGE, so the command's own flags (sh -c ...) stay its own.
+@service_group.command("create", context_settings={"allow_interspersed_args": False})
 @click.option("--name", default=None, help="Service name (default: one is made up).")
 @click.option(
     "--mode",

@@ -11,6 +11,7 @@ a test can run the real `clusterctl` as a subprocess against it:
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -53,9 +54,10 @@ class InProcessCluster:
     def clusterctl(
         self, *args: str, timeout: float = 60, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """The real clusterctl, pointed at this manager with --manager."""
+        """The real clusterctl, pointed at this manager ($CLUSTERCTL_MANAGER)."""
         return subprocess.run(
-            [CLUSTERCTL, *args, "--manager", self.manager],
+            [CLUSTERCTL, *args],
+            env={**os.environ, "CLUSTERCTL_MANAGER": self.manager},
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -122,13 +122,14 @@ BAD_INPUTS = [
 
 
 def test_bad_input_is_one_line_and_creates_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # clusterctl's main() in this process: a subprocess per case would be slow.
     with in_process_cluster(tmp_path) as cluster:
+        monkeypatch.setenv("CLUSTERCTL_MANAGER", cluster.manager)
         for args, message in BAD_INPUTS:
             with pytest.raises(SystemExit) as exited:
-                main([*args, "--manager", cluster.manager])
+                main(list(args))
             stderr = capsys.readouterr().err
             assert exited.value.code == 1, (args, stderr)
             assert stderr.startswith("error: ") and stderr.count("\n") == 1, (args, stderr)
@@ -157,13 +158,16 @@ def spawn(
     cluster: InProcessCluster, *args: str, terminal: bool
 ) -> tuple[subprocess.Popen[bytes], int]:
     """clusterctl with its stdout on a pseudo-terminal (or a pipe); the fd to read."""
-    command = [CLUSTERCTL, *args, "--manager", cluster.manager]
+    command = [CLUSTERCTL, *args]
+    base = dict(os.environ, CLUSTERCTL_MANAGER=cluster.manager)
     if not terminal:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base
+        )
         assert process.stdout is not None
         return process, process.stdout.fileno()
     leader, follower = pty.openpty()
-    env = dict(os.environ, COLUMNS="100", LINES="40", TERM="xterm")
+    env = dict(base, COLUMNS="100", LINES="40", TERM="xterm")
     process = subprocess.Popen(command, stdout=follower, stderr=follower, env=env)
     os.close(follower)
     return process, leader
