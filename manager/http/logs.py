@@ -140,7 +140,9 @@ class LogMerger:
             params["since"] = repr(self.options.since)
         url = f"https://{address}/tasks/{task['ID']}/logs"
         try:
-            async with session.get(url, params=params, ssl=self.tls) as reply:
+            # The agent's certificate names its node, not its address.
+            node = str(task.get("NodeID", ""))
+            async with session.get(url, params=params, ssl=self.tls, server_hostname=node) as reply:
                 if reply.status != 200:
                     log.warning("logs of task %s: agent answered %s", task["ID"], reply.status)
                     return
