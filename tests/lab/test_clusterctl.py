@@ -280,7 +280,6 @@ def ambiguous_secret_prefix() -> str:
         (["service", "create", "--replicas", "-1", "IMAGE"], ""),
         (["service", "create", "--limit-memory", "12XB", "IMAGE"], "12XB"),
         (["service", "create", "--constraint", "node.role=manager", "IMAGE"], "node.role=manager"),
-        (["service", "create", "--name", "ctl-ghost", "MISSING"], ""),
         (["node", "inspect", "ctl-nosuch"], "node ctl-nosuch not found"),
         (["node", "update", "--availability", "sleepy", "self"], "'sleepy'"),
         (["network", "rm", "ctl-nosuch"], "not found"),
@@ -291,11 +290,22 @@ def ambiguous_secret_prefix() -> str:
 )
 def test_bad_input_is_one_line_and_exit_1(lab: LabSpec, args: list[str], expected: str) -> None:
     image = busybox_reference(lab)
-    missing = f"{lab.registry_address}/ctl/missing:1"
-    args = [image if a == "IMAGE" else missing if a == "MISSING" else a for a in args]
+    args = [image if a == "IMAGE" else a for a in args]
     one_line_error(ctl(*args, timeout=240), expected)
-    if "ctl-ghost" in args:
-        ctl("service", "rm", "ctl-ghost")
+
+
+def test_a_missing_image_shows_its_error_in_service_ps(lab: LabSpec) -> None:
+    """As with docker: the service is created, its tasks are rejected with the
+    registry's reason (and retried), which `service ps` shows."""
+    missing = f"{lab.registry_address}/ctl/missing:1"
+    ok("service", "create", "--detach", "--name", "ctl-ghost", missing)
+
+    def rejected() -> bool:
+        tasks = as_json("service", "ps", "ctl-ghost")
+        return any("not found" in (t["Status"].get("Err") or "") for t in tasks)
+
+    wait_for(rejected, "the missing image's error did not show")
+    ok("service", "rm", "ctl-ghost")
 
 
 def test_an_ambiguous_prefix_and_an_expired_certificate(lab: LabSpec, tmp_path: Path) -> None:
