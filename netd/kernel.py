@@ -68,8 +68,9 @@ async def ensure_network(
         # answers ARP for remote endpoints from its neighbour table (proxy).
         vxlan_options = ["id", str(network.vni), "local", local_addr, "dstport", str(VXLAN_PORT)]
         await run(
-            "ip", "link", "add", vxlan, "type", "vxlan", *vxlan_options, "nolearning", "proxy"
-        )
+            "ip", "link", "add", vxlan, "type", "vxlan", *vxlan_options,
+            "nolearning", "proxy", "noudpcsum",
+        )  # fmt: skip
     await run("ip", "link", "set", vxlan, "master", bridge, "mtu", str(MTU), "up")
     await run("ip", "link", "set", bridge, "up")
 
