@@ -20,6 +20,7 @@ from api.client import ManagerClient, Unreachable
 from api.errors import ApiError
 from api.security import pem_cert_info, utcnow
 from clusterctl.contexts import Context, ContextError, Contexts
+from clusterctl.output import print_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DURATION = re.compile(r"(\d+)([hms])")
@@ -219,3 +220,9 @@ def name_of(obj: dict[str, Any]) -> str:
     return str(
         description.get("Hostname") or obj.get("Name") or (obj.get("Spec") or {}).get("Name") or ""
     )
+
+
+def inspect_as_json(target: Target, kind: str, refs: Iterable[str]) -> None:
+    """`X inspect A B ...`: the objects found, as one JSON list; one line per miss."""
+    found: list[Any] = []
+    for_each(refs, lambda ref: found.append(target.get(kind, ref)), lambda: print_json(found))

@@ -15,6 +15,7 @@ from clusterctl.common import (
     filters_query,
     for_each,
     format_option,
+    inspect_as_json,
     inspect_format_option,
     key_values,
     quiet_option,
@@ -126,10 +127,7 @@ def network_inspect_command(networks: tuple[str, ...], output_format: str, targe
     Example:
       clusterctl network inspect backend
     """
-    found: list[Any] = []
-    for_each(
-        networks, lambda ref: found.append(target.get("networks", ref)), lambda: print_json(found)
-    )
+    inspect_as_json(target, "networks", networks)
 
 
 @network_group.command("rm")

@@ -18,6 +18,7 @@ from clusterctl.common import (
     filters_query,
     for_each,
     format_option,
+    inspect_as_json,
     inspect_format_option,
     key_values,
     quiet_option,
@@ -227,8 +228,7 @@ def volume_inspect_command(names: tuple[str, ...], output_format: str, target: T
     Example:
       clusterctl volume inspect data
     """
-    found: list[Any] = []
-    for_each(names, lambda ref: found.append(target.get("volumes", ref)), lambda: print_json(found))
+    inspect_as_json(target, "volumes", names)
 
 
 @volume_group.command("rm")

@@ -19,21 +19,7 @@ from clusterctl.main import cli
 from manager.ca import new_root_ca, sign
 from tests.component.cli_cluster import CLUSTERCTL, InProcessCluster, in_process_cluster
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCluster]:
-    with in_process_cluster(tmp_path_factory.mktemp("cluster")) as made:
-        yield made
-
-
-@pytest.fixture(autouse=True)
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """clusterctl must not read or write the real ~/.config/clusterctl."""
-    monkeypatch.setenv("CLUSTERCTL_CONFIG", str(tmp_path / "clusterctl"))
-    monkeypatch.delenv("CLUSTERCTL_CONTEXT", raising=False)
-    return tmp_path / "clusterctl"
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clusterctl_config")]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,7 +85,9 @@ def test_join_and_leave_fail_cleanly_on_an_in_process_manager(cluster: InProcess
     one_line_error(cluster.clusterctl("cluster", "init"), "already part of a swarm")
 
 
-def test_init_starts_the_cluster_and_writes_an_admin_context(tmp_path: Path, config: Path) -> None:
+def test_init_starts_the_cluster_and_writes_an_admin_context(
+    tmp_path: Path, clusterctl_config: Path
+) -> None:
     with in_process_cluster(tmp_path, init=False) as fresh:
         assert ok(fresh.clusterctl("cluster", "info")).strip() == "Swarm: inactive"
         one_line_error(fresh.clusterctl("node", "ls"), "not part of a swarm")
@@ -111,14 +99,14 @@ def test_init_starts_the_cluster_and_writes_an_admin_context(tmp_path: Path, con
         one_line_error(fresh.clusterctl("cluster", "init", "--cert-expiry", "soon"), "'soon'")
         done = ok(fresh.clusterctl("cluster", "init", "--default-addr-pool", "10.50.0.0/16"))
         assert "Cluster initialized" in done and "SWMTKN-1-" in done
-        assert CertFiles(config / "certs" / "default").complete()
+        assert CertFiles(clusterctl_config / "certs" / "default").complete()
         listed = json.loads(ok(run("context", "ls", "--format", "json")))
         assert [(c["name"], c["current"]) for c in listed] == [("default", True)]
         networks = json.loads(ok(fresh.clusterctl("network", "ls", "--format", "json")))
         assert networks[0]["IPAM"]["Config"][0]["Subnet"].startswith("10.50.")
 
 
-def test_contexts_choose_the_manager(cluster: InProcessCluster, config: Path) -> None:
+def test_contexts_choose_the_manager(cluster: InProcessCluster, clusterctl_config: Path) -> None:
     assert ok(run("context", "create", "here", "--manager", cluster.manager)).strip() == "here"
     one_line_error(run("node", "ls"), "no context")
     ok(run("context", "use", "here"))
@@ -143,7 +131,7 @@ def test_contexts_choose_the_manager(cluster: InProcessCluster, config: Path) ->
     assert json.loads(ok(run("context", "ls", "--format", "json"))) == []
 
 
-def test_context_certificates(tmp_path: Path, config: Path) -> None:
+def test_context_certificates(tmp_path: Path, clusterctl_config: Path) -> None:
     (tmp_path / "ca.pem").write_text("not a certificate")
     (tmp_path / "cert.pem").write_text("not a certificate")
     (tmp_path / "key.pem").write_text("not a key")
@@ -154,7 +142,7 @@ def test_context_certificates(tmp_path: Path, config: Path) -> None:
             "--key", str(tmp_path / "key.pem"),
         )
     )  # fmt: skip
-    copied = CertFiles(config / "certs" / "tls")
+    copied = CertFiles(clusterctl_config / "certs" / "tls")
     assert copied.complete() and copied.key.stat().st_mode & 0o077 == 0
     # A certificate that is not one: one line naming where it is.
     one_line_error(

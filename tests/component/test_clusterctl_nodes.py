@@ -7,29 +7,14 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.component.cli_cluster import CLUSTERCTL, InProcessCluster, in_process_cluster
+from tests.component.cli_cluster import CLUSTERCTL, InProcessCluster
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clusterctl_config")]
 MANAGER_ID = "m" * 25
 WORKER_1, WORKER_2 = "w" * 24 + "1", "w" * 24 + "2"
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCluster]:
-    with in_process_cluster(tmp_path_factory.mktemp("nodes")) as made:
-        yield made
-
-
-@pytest.fixture(autouse=True)
-def own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """clusterctl must not read or write the real ~/.config/clusterctl."""
-    monkeypatch.setenv("CLUSTERCTL_CONFIG", str(tmp_path / "clusterctl"))
-    monkeypatch.delenv("CLUSTERCTL_CONTEXT", raising=False)
 
 
 def ok(cluster: InProcessCluster, *args: str) -> str:

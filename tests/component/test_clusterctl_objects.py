@@ -6,27 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.component.cli_cluster import InProcessCluster, in_process_cluster
+from tests.component.cli_cluster import InProcessCluster
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCluster]:
-    with in_process_cluster(tmp_path_factory.mktemp("objects")) as made:
-        yield made
-
-
-@pytest.fixture(autouse=True)
-def own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """clusterctl must not read or write the real ~/.config/clusterctl."""
-    monkeypatch.setenv("CLUSTERCTL_CONFIG", str(tmp_path / "clusterctl"))
-    monkeypatch.delenv("CLUSTERCTL_CONTEXT", raising=False)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("clusterctl_config")]
 
 
 def ok(cluster: InProcessCluster, *args: str, input: str | None = None) -> str:
