@@ -55,6 +55,12 @@ async def _run(config: AgentConfig) -> None:
     help="netd's socket on this host: containers get overlay networks, egress and DNS.",
 )
 @click.option(
+    "--volumed-socket",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="volumed's socket on this host: tasks get local and distributed volumes.",
+)
+@click.option(
     "--containerd-socket",
     type=click.Path(path_type=Path),
     default=Path("/run/containerd/containerd.sock"),
@@ -76,6 +82,7 @@ def main(
     token: str,
     manager_socket: Path | None,
     netd_socket: Path | None,
+    volumed_socket: Path | None,
     containerd_socket: Path,
     cgroup_parent: str,
     insecure: tuple[str, ...],
@@ -104,6 +111,7 @@ def main(
         token=token,
         manager_socket=manager_socket,
         netd_socket=netd_socket,
+        volumed_socket=volumed_socket,
         runtime=runtime,
         advertise_addr=advertise_addr,
         metrics_addr=metrics_addr,

@@ -10,6 +10,7 @@ import os
 import platform
 import socket
 import ssl
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from agent.identity import JoinMethod, NodeIdentity
 from agent.network import NetdClient
 from agent.session import Assignments, ManagerSession, SessionError, retry_forever
 from agent.task_files import TaskFiles
+from agent.volumes import PluginClient, TaskVolumes
 from agent.worker import Worker
 from runtime.config import RuntimeConfig
 from runtime.driver import ContainerdRuntime
@@ -34,6 +36,12 @@ from runtime.driver import ContainerdRuntime
 Obj = dict[str, Any]
 REPORT_SECONDS = 0.05
 CONTAINER_COUNT_SECONDS = 5.0
+
+
+# Silent heartbeat periods after which this agent stops the tasks that alone
+# may write a distributed volume: one fewer than the managers wait before they
+# mark the node down (manager/dispatcher.py) and run its tasks elsewhere.
+FENCE_PERIODS = 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class AgentConfig:
     runtime: RuntimeConfig
     manager_socket: Path | None = None  # a manager on this host gives its node's certificate
     netd_socket: Path | None = None  # netd on this host: containers get networks
+    volumed_socket: Path | None = None  # volumed on this host: tasks get volumes
     advertise_addr: str = ""
     metrics_addr: str = ""  # host:port for /metrics; "" for none
     api_addr: str = ""  # host:port for the agent's API (images, builds), HTTPS; "" for none
@@ -113,9 +122,15 @@ class Agent:
         )
         networks = NetdClient(config.netd_socket) if config.netd_socket else None
         self.files = TaskFiles(config.data_dir / "task-files")
-        self.worker = Worker(self.runtime, self.pending.append, self._pulled, networks, self.files)
+        plugin = PluginClient(config.volumed_socket) if config.volumed_socket else None
+        self.volumes = TaskVolumes(plugin) if plugin else None
+        self.worker = Worker(
+            self.runtime, self.pending.append, self._pulled, networks, self.files, self.volumes
+        )
         self.node_id = ""
         self.session_up = False
+        self.last_heartbeat = time.monotonic()
+        self.heartbeat_period = 1.0
         self.container_states: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._api_runner: web.AppRunner | None = None
@@ -187,16 +202,18 @@ class Agent:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._count_containers())
             group.create_task(self._heartbeats())
+            if self.volumes is not None:
+                group.create_task(self._fence_when_cut_off())
             group.create_task(self._assignments())
             group.create_task(self._reports())
 
     async def _heartbeats(self) -> None:
         assert self.session is not None
-        period = 1.0
         while True:
             try:
                 beat = await self.session.heartbeat(self.node_id)
-                period = beat.period
+                self.heartbeat_period = beat.period
+                self.last_heartbeat = time.monotonic()
                 self.session_up = True
                 renewed = await self.identity.renew_if_due(self.session.managers, beat.role)
                 if renewed and self.api_tls is not None:  # new connections get the new one
@@ -204,7 +221,20 @@ class Agent:
                     self.api_tls.load_cert_chain(str(files.cert), str(files.key))
             except SessionError:
                 self.session_up = False
-            await asyncio.sleep(max(period / 2, 0.05))
+            await asyncio.sleep(max(self.heartbeat_period / 2, 0.05))
+
+    async def _fence_when_cut_off(self) -> None:
+        """Past FENCE_PERIODS heartbeat periods without an answer (a call to an
+        unreachable manager may hang for its whole timeout, so this watches
+        the clock rather than the calls), tasks that alone may write their
+        distributed volume stop, and so give the volume back before the
+        managers run them elsewhere."""
+        assert self.volumes is not None
+        while True:
+            await asyncio.sleep(0.25)
+            silent = time.monotonic() - self.last_heartbeat
+            if silent > FENCE_PERIODS * self.heartbeat_period:
+                self.worker.fence(self.volumes.exclusive)
 
     async def _assignments(self) -> None:
         session = self.session
@@ -212,7 +242,7 @@ class Agent:
         got: Assignments = await retry_forever(
             "assignments", lambda: session.assignments(self.node_id, 0)
         )
-        self.files.learn(got.secrets, got.configs)
+        self._learn(got)
         await self.worker.adopt_existing(got.tasks)
         self.worker.assign(got.tasks)
         while True:
@@ -221,8 +251,13 @@ class Agent:
             except SessionError:
                 await asyncio.sleep(0.5)
                 continue
-            self.files.learn(got.secrets, got.configs)  # before the tasks that need them
+            self._learn(got)  # before the tasks that need them
             self.worker.assign(got.tasks)
+
+    def _learn(self, got: Assignments) -> None:
+        self.files.learn(got.secrets, got.configs)
+        if self.volumes is not None:
+            self.volumes.learn(got.volumes)
 
     async def _reports(self) -> None:
         while True:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -32,6 +32,7 @@ class Assignments:
     tasks: list[Obj]
     secrets: list[Obj]  # only those this node's tasks use
     configs: list[Obj]
+    volumes: list[Obj] = field(default_factory=list)  # Name, Driver, Options of those they mount
 
 
 class ManagerSession:
@@ -89,6 +90,7 @@ class ManagerSession:
             list(answer["Tasks"]),
             list(answer.get("Secrets") or []),
             list(answer.get("Configs") or []),
+            list(answer.get("Volumes") or []),
         )
 
     async def report(self, node_id: str, updates: list[Obj]) -> None:

@@ -39,6 +39,7 @@ from agent.controller import (
 from agent.health import HealthCheck, health_check
 from agent.network import Networks
 from agent.task_files import TaskFiles
+from agent.volumes import TaskVolumes
 from api.base import now_time as now
 from api.container_spec import ContainerSpec, Limits
 from runtime.protocol import ContainerConfig, ContainerRuntime
@@ -58,11 +59,17 @@ def container_config(
     netns: str | None = None,
     resolv_conf: Path | None = None,
     extra_mounts: list[Obj] | None = None,
+    volume_paths: dict[str, str] | None = None,
 ) -> ContainerConfig:
+    """The container of a task; `volume_paths` says where on this host each
+    named volume it mounts is (volumed mounted them)."""
     template = task.get("Spec") or {}
     container = dict(template.get("ContainerSpec") or {})
-    if extra_mounts:
-        container["Mounts"] = [*(container.get("Mounts") or []), *extra_mounts]
+    paths = volume_paths or {}
+    container["Mounts"] = [
+        {**m, "Source": paths[m["Source"]]} if _is_named_volume(m) and m["Source"] in paths else m
+        for m in [*(container.get("Mounts") or []), *(extra_mounts or [])]
+    ]
     spec = msgspec.convert(container, ContainerSpec, strict=False)
     limits = msgspec.convert(
         ((template.get("Resources") or {}).get("Limits") or {}), Limits, strict=False
@@ -71,6 +78,10 @@ def container_config(
     return ContainerConfig(
         task["ID"], spec, limits=limits, netns_path=netns, resolv_conf=resolv_conf, labels=labels
     )
+
+
+def _is_named_volume(mount: Obj) -> bool:
+    return str(mount.get("Type") or "volume").lower() == "volume" and bool(mount.get("Source"))
 
 
 PullObserver = Callable[[float, bool], None]  # (seconds, succeeded), for /metrics
@@ -89,6 +100,7 @@ class TaskRunner:
         on_pull: PullObserver = _ignore_pull,
         networks: Networks | None = None,
         files: TaskFiles | None = None,
+        volumes: TaskVolumes | None = None,
     ) -> None:
         self.task = task
         self.runtime = runtime
@@ -96,6 +108,8 @@ class TaskRunner:
         self.on_pull = on_pull
         self.networks = networks
         self.files = files
+        self.volumes = volumes
+        self.volumes_held = False  # volumed mounted this task's volumes
         container_spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
         self.health: HealthCheck | None = health_check(container_spec.get("Healthcheck"))
         self.controller = TaskController(
@@ -124,6 +138,7 @@ class TaskRunner:
 
     def adopt(self, running: bool) -> None:
         """A container of this task survived an agent restart."""
+        self.volumes_held = True  # volumed kept its mounts over the restart
         if not running:  # created, never started: it starts when it may
             self.controller.state = "ready"
             if not self.controller.start_held:
@@ -151,6 +166,10 @@ class TaskRunner:
         task_id = self.task["ID"]
         match instruction:
             case Report(state=state, message=message, err=err, exit_code=code):
+                if state in TERMINAL and not self._container_running():
+                    # Before the manager hears of it: the next task using a
+                    # distributed volume may then mount it on another node.
+                    await self._release_volumes()
                 status: Obj = {"Timestamp": now(), "State": state, "Message": message}
                 if err:
                     status["Err"] = err
@@ -164,11 +183,15 @@ class TaskRunner:
                     config = container_config(self.task)
                     await self._pull(config.spec.image)
                     mounts = await self.files.prepare(self.task) if self.files else []
+                    paths = None
+                    if self.volumes is not None:
+                        self.volumes_held = True
+                        paths = await self.volumes.prepare(self.task)
                     netns, resolv = None, None
                     if self.networks is not None:
                         attached = await self.networks.attach(self.task)
                         netns, resolv = attached.netns, attached.resolv_conf
-                    config = container_config(self.task, netns, resolv, mounts)
+                    config = container_config(self.task, netns, resolv, mounts, paths)
                     await self.runtime.create(config)
                 except Exception as exc:  # every failure of a user's task is reported
                     self.events.put_nowait(PrepareFailed(str(exc)))
@@ -187,6 +210,8 @@ class TaskRunner:
             case Stop():
                 with contextlib.suppress(Exception):
                     await self.runtime.stop(task_id)
+                if self.controller.state in TERMINAL:  # an unhealthy task, stopped after its report
+                    await self._release_volumes()
             case Remove():
                 with contextlib.suppress(Exception):
                     # Its logs stay for `service logs` until the task leaves the cluster.
@@ -197,6 +222,19 @@ class TaskRunner:
                 if self.files is not None:
                     with contextlib.suppress(Exception):
                         await self.files.release(task_id)
+                await self._release_volumes()
+
+    def _container_running(self) -> bool:
+        return self._waiter is not None and not self._waiter.done()
+
+    async def _release_volumes(self) -> None:
+        if self.volumes is not None and self.volumes_held:
+            try:
+                await self.volumes.release(self.task["ID"])
+            except Exception as exc:  # tried again when the container is removed
+                log.warning("task %s: volumes not released: %s", self.task["ID"], exc)
+            else:
+                self.volumes_held = False
 
     async def _probe(self, check: HealthCheck) -> None:
         """Docker's health check: every Interval, the command within Timeout;
@@ -261,12 +299,14 @@ class Worker:
         on_pull: PullObserver = _ignore_pull,
         networks: Networks | None = None,
         files: TaskFiles | None = None,
+        volumes: TaskVolumes | None = None,
     ) -> None:
         self.runtime = runtime
         self.report = report
         self.on_pull = on_pull
         self.networks = networks
         self.files = files
+        self.volumes = volumes
         self.runners: dict[str, TaskRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -284,13 +324,16 @@ class Worker:
                 if self.files is not None:
                     with contextlib.suppress(Exception):
                         await self.files.release(container.id)
+                if self.volumes is not None:
+                    with contextlib.suppress(Exception):
+                        await self.volumes.release(container.id)
                 continue
             runner = self._start_runner(task)
             runner.adopt(container.state == "running")
 
     def _start_runner(self, task: Obj) -> TaskRunner:
         runner = TaskRunner(
-            task, self.runtime, self.report, self.on_pull, self.networks, self.files
+            task, self.runtime, self.report, self.on_pull, self.networks, self.files, self.volumes
         )
         self.runners[task["ID"]] = runner
         self._tasks[task["ID"]] = asyncio.create_task(runner.run())
@@ -313,6 +356,13 @@ class Worker:
         for task_id in list(self.runners):
             if task_id not in seen:  # the task is gone from the cluster: clean up
                 self.runners.pop(task_id).shut_down(gone=True)
+
+    def fence(self, exclusive: Callable[[Obj], bool]) -> None:
+        """Cut off from the managers: stop the tasks `exclusive` picks."""
+        for runner in self.runners.values():
+            if not runner.stopping and exclusive(runner.task):
+                log.warning("task %s: no manager session; stopping it", runner.task["ID"])
+                runner.shut_down()
 
     async def close(self) -> None:
         for task in self._tasks.values():

@@ -44,7 +44,8 @@ SCENARIOS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     ("overlay", "overlay", "iperf3 and ping, overlay vs underlay; VIP readiness",
      {"gbps": "Gbit/s", "ratio": "x", "ms": "ms", "us": "us", "_s": "s"}),
     ("start", "start", "container create-to-running vs ctr run", SECONDS),
-    ("volume", "volume", "distributed vs local volume: MB/s and small files", {}),
+    ("volume", "volume", "distributed vs local volume: MB/s and small files",
+     {"ratio": "x", "MBps": "MB/s", "per_s": "/s"}),
     ("footprint", "footprint", "RSS and CPU per daemon, idle and 30 tasks a host",
      {"mib": "MiB", "pct": "%"}),
 )  # fmt: skip

@@ -1,5 +1,6 @@
 """What Shoal costs a node: resident memory (VmRSS) and CPU of each daemon —
-manager, agent, netd, containerd and the containerd shims — summed over a
+manager, agent, netd, volumed, the SeaweedFS processes volumed runs (master,
+volume server, filer), containerd and the containerd shims — summed over a
 3-host lab (1 manager, 2 workers), idle and with 30 tasks a host.
 
     python -m bench.footprint [--runs 1]
@@ -23,7 +24,7 @@ from lab.seed import busybox_reference
 from lab.services import service_pid
 from lab.spec import HostSpec, LabSpec
 
-DAEMONS = ("manager", "agent", "netd", "containerd")
+DAEMONS = ("manager", "agent", "netd", "volumed", "containerd")
 SETTLE_SECONDS = 10.0  # after a change, as the peer waits
 CPU_WINDOW = 10.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,14 +60,29 @@ def shims_of(host: HostSpec) -> list[int]:
     return found
 
 
+def children_of(parents: set[int]) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid in parents:
+            found.append(int(proc.name))
+    return found
+
+
 def processes(lab: LabSpec) -> dict[str, list[int]]:
-    by_kind: dict[str, list[int]] = {kind: [] for kind in (*DAEMONS, "shims")}
+    by_kind: dict[str, list[int]] = {kind: [] for kind in (*DAEMONS, "seaweedfs", "shims")}
     for host in lab.all_hosts():
         for kind in DAEMONS:
             pid = service_pid(lab, f"{host.name}/{kind}")
             if pid is not None:
                 by_kind[kind].append(pid)
         by_kind["shims"] += shims_of(host)
+    by_kind["seaweedfs"] = children_of(set(by_kind["volumed"]))
     return by_kind
 
 
@@ -82,7 +98,7 @@ def sample(lab: LabSpec, mode: str) -> Figures:
         cpu = sum(cpu_seconds(p) - before.get(p, 0.0) for p in alive) / CPU_WINDOW * 100
         figures[f"{mode}_{kind}_cpu_pct"] = cpu
         total_cpu += cpu
-    daemons = ("manager", "agent", "netd")
+    daemons = ("manager", "agent", "netd", "volumed", "seaweedfs")
     figures[f"{mode}_daemon_mib"] = sum(figures[f"{mode}_{k}_mib"] for k in daemons)
     figures[f"{mode}_total_mib"] = sum(figures[f"{mode}_{k}_mib"] for k in pids)
     figures[f"{mode}_total_cpu_pct"] = total_cpu

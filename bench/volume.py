@@ -1,20 +1,151 @@
 """Distributed volumes against local ones, inside a container: sequential
 write and read MB/s and a 1,000-small-file create rate.
 
-    python -m bench.volume
+    python -m bench.volume [--runs 3] [--mib 256]
 
-volumed (issue 10) is not built yet: until it is, this scenario says so and
-the suite goes on.
+On a 3-host lab (1 manager), one service task on host 2 mounts the volume:
+a `shoal` volume (replication 001: every chunk is written to two hosts) or a
+`local` one. The writer task writes --mib MiB with dd (conv=fsync: on the
+disk or the volume servers, not in the page cache) and creates 1,000 small
+files; then the machine's page cache is dropped and a second task, with a
+fresh mount, reads the big file back with dd. dd reports its own MB/s; the
+small-file time comes from /proc/uptime (10 ms steps). Asserts nothing.
 """
 
 from __future__ import annotations
 
-from bench.suite import Figures
+import argparse
+import re
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from bench.suite import Figures, print_summary
+from lab.configs import docker_tls_args
+from lab.lifecycle import lab_down, lab_up
+from lab.seed import busybox_reference
+from lab.spec import LabSpec
+
+DOCKER = "/usr/bin/docker"
+SMALL_FILES = 1000
+DEADLINE = 300.0
+# dd's summary: "268435456 bytes (256.0MB) copied, 1.234567 seconds, 207.4MB/s"
+_DD = re.compile(r"(\d+) bytes .* copied, ([\d.]+) seconds")
 
 
-def measure(runs: int) -> list[Figures]:
-    raise RuntimeError("volumed and distributed volumes are not built yet (issue 10)")
+def docker(lab: LabSpec, *args: str) -> str:
+    done = subprocess.run(
+        [DOCKER, *docker_tls_args(lab, lab.host(1)), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args[:3])}: {done.stderr.strip()}")
+    return done.stdout + done.stderr
+
+
+def writer_script(mib: int) -> str:
+    return (
+        f"dd if=/dev/zero of=/data/big bs=1M count={mib} conv=fsync 2>&1 | tail -1 | "
+        "sed 's/^/write /'; mkdir -p /data/small; read s _ < /proc/uptime; i=0; "
+        f"while [ $i -lt {SMALL_FILES} ]; do echo x > /data/small/$i; i=$((i+1)); done; "
+        "sync; read e _ < /proc/uptime; echo small $s $e; echo done"
+    )
+
+
+READER_SCRIPT = "dd if=/data/big of=/dev/null bs=1M 2>&1 | tail -1 | sed 's/^/read /'; echo done"
+
+
+def run_task(lab: LabSpec, name: str, mount: str, script: str) -> str:
+    """One task on host 2 until it prints `done`; its output."""
+    docker(
+        lab, "service", "create", "--detach", "--name", name, "--restart-condition", "none",
+        "--constraint", f"node.hostname=={lab.host(2).hostname}", "--mount", mount,
+        busybox_reference(lab), "sh", "-c", script,
+    )  # fmt: skip
+    deadline = time.monotonic() + DEADLINE
+    try:
+        while time.monotonic() < deadline:
+            out = docker(lab, "service", "logs", "--raw", name)
+            if "done" in out.split():
+                return out
+            time.sleep(0.5)
+        raise RuntimeError(f"{name} did not finish in {DEADLINE:.0f}s")
+    finally:
+        docker(lab, "service", "rm", name)
+
+
+def dd_mb_per_s(output: str, label: str) -> float:
+    for line in output.splitlines():
+        found = _DD.search(line) if line.startswith(label) else None
+        if found:
+            return int(found.group(1)) / 1e6 / float(found.group(2))
+    raise RuntimeError(f"no dd {label} figure in: {output.strip()[:200]}")
+
+
+def small_files_per_s(output: str) -> float:
+    for line in output.splitlines():
+        if line.startswith("small "):
+            _, start, end = line.split()
+            return SMALL_FILES / max(float(end) - float(start), 0.01)
+    raise RuntimeError(f"no small-file figure in: {output.strip()[:200]}")
+
+
+def drop_page_cache() -> None:
+    # The reader must fetch the data: from the disk, or from the volume servers.
+    subprocess.run(["sync"], check=True, timeout=60)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def one_driver(lab: LabSpec, driver: str, mib: int) -> Figures:
+    volume = f"bench-{driver}-{secrets.token_hex(3)}"
+    docker(lab, "volume", "create", "-d", driver, volume)
+    mount = f"type=volume,source={volume},target=/data"
+    try:
+        written = run_task(lab, f"vw-{volume}", mount, writer_script(mib))
+        drop_page_cache()
+        read = run_task(lab, f"vr-{volume}", mount, READER_SCRIPT)
+    finally:
+        for _ in range(20):  # the mount goes when the task's container has stopped
+            try:
+                docker(lab, "volume", "rm", volume)
+                break
+            except RuntimeError:
+                time.sleep(0.5)
+    return {
+        f"{driver}_write_MBps": dd_mb_per_s(written, "write"),
+        f"{driver}_read_MBps": dd_mb_per_s(read, "read"),
+        f"{driver}_small_files_per_s": small_files_per_s(written),
+    }
+
+
+def one_run(lab: LabSpec, mib: int) -> Figures:
+    figures = one_driver(lab, "local", mib) | one_driver(lab, "shoal", mib)
+    for what in ("write_MBps", "read_MBps", "small_files_per_s"):
+        figures[f"ratio_{what}"] = figures[f"shoal_{what}"] / figures[f"local_{what}"]
+    return figures
+
+
+def measure(runs: int, mib: int = 256) -> list[Figures]:
+    """The suite's entry: a fresh 3-host lab, `runs` rounds of both drivers."""
+    name = f"bv{secrets.token_hex(2)}"
+    lab = lab_up(name, 3, created_by="bench", managers=1)
+    try:
+        return [one_run(lab, mib) for _ in range(max(runs, 1))]
+    finally:
+        lab_down(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mib", type=int, default=256, help="size of the sequential file")
+    args = parser.parse_args()
+    print_summary("volume", measure(args.runs, args.mib))
 
 
 if __name__ == "__main__":
-    measure(1)
+    main()

@@ -168,10 +168,12 @@ def volume_group() -> None:
 @click.option(
     "--driver",
     "-d",
-    type=click.Choice(["local", "shoal"]),
     default="local",
     show_default=True,
-    help="local: on each node; shoal: one volume the whole cluster reaches.",
+    # No click.Choice: the manager checks driver and options alike, and its
+    # message says what is wrong with either.
+    help="local: on each node; shoal: one volume the whole cluster reaches "
+    "(options: replication=xyz, default 001; sharing=none|all).",
 )
 @click.option("--opt", "-o", "options", multiple=True, metavar="KEY=VALUE", help="Driver option.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Label (repeat).")
@@ -183,7 +185,7 @@ def volume_create_command(
 
     \b
     Example:
-      clusterctl volume create -d shoal --opt size=1G data
+      clusterctl volume create -d shoal --opt replication=000 data
     """
     body = {
         "Name": name,

@@ -174,6 +174,9 @@ def manager_service(spec: LabSpec, host: HostSpec, join: tuple[str, str] | None)
         manager_address(host),
         "--raft-addr",
         f"{host.address}:{RAFT_PORT}",
+        # Removing a shoal volume deletes its data through this host's volumed.
+        "--volumed-socket",
+        str(volumed_socket(host)),
     ]
     if join is not None:
         argv += ["--join", join[0], "--token", join[1]]
@@ -200,6 +203,8 @@ def netd_socket(host: HostSpec) -> Path:
 
 
 NETD_METRICS_PORT = 9324
+VOLUMED_METRICS_PORT = 9325
+SEAWEED_MASTER_PORT = 9333
 AGENT_API_PORT = 2376
 
 
@@ -230,6 +235,38 @@ def netd_service(spec: LabSpec, host: HostSpec, managers: list[str]) -> ServiceS
     )
 
 
+def volumed_socket(host: HostSpec) -> Path:
+    return host.directory / "volumed" / "volumed.sock"
+
+
+def volumed_service(spec: LabSpec, host: HostSpec, manager_hosts: list[HostSpec]) -> ServiceSpec:
+    """shoal-volumed inside a host: a SeaweedFS master beside every manager,
+    a volume server and a filer on every host."""
+    role = "manager" if host in manager_hosts else "worker"
+    argv = [
+        *enter_host(host),
+        str(Path(sys.executable).parent / "shoal-volumed"),
+        "--data-dir",
+        str(host.directory / "volumed"),
+        "--socket",
+        str(volumed_socket(host)),
+        "--ip",
+        str(host.address),
+        "--role",
+        role,
+        "--metrics-addr",
+        f"{host.address}:{VOLUMED_METRICS_PORT}",
+    ]
+    for manager in manager_hosts:
+        argv += ["--master", f"{manager.address}:{SEAWEED_MASTER_PORT}"]
+    return ServiceSpec(
+        name=f"{host.name}/volumed",
+        argv=argv,
+        log=str(host.directory / "volumed.log"),
+        cgroup=host_cgroup(spec, host),
+    )
+
+
 def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str) -> ServiceSpec:
     """shoal-agent inside a host, on the host's containerd. Beside a manager
     it takes that manager's node identity (one host, one node, as in swarm)."""
@@ -251,6 +288,7 @@ def agent_service(spec: LabSpec, host: HostSpec, managers: list[str], token: str
         f"{host.address}:{AGENT_API_PORT}",
     ]
     argv += ["--netd-socket", str(netd_socket(host))]
+    argv += ["--volumed-socket", str(volumed_socket(host))]
     if manager_socket(host).parent.exists():
         argv += ["--manager-socket", str(manager_socket(host))]
     else:

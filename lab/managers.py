@@ -25,6 +25,7 @@ from lab.configs import (
     manager_socket,
     netd_service,
     save_services,
+    volumed_service,
 )
 from lab.spec import LabSpec
 from lab.supervisor import PIDFILE
@@ -132,7 +133,8 @@ async def start_agents(spec: LabSpec, managers: int, progress: Callable[[str], N
     """An agent on every host; on a manager's host it takes the manager's node
     ID, so each host is one node, as in swarm."""
     deadline = time.monotonic() + READY_SECONDS
-    addresses = [manager_address(spec.host(i)) for i in range(1, managers + 1)]
+    manager_hosts = [spec.host(i) for i in range(1, managers + 1)]
+    addresses = [manager_address(h) for h in manager_hosts]
     api = f"https://{addresses[0]}"
     tls = lab_tls(spec)
     _, swarm = await _request("GET", f"{api}/swarm", tls)
@@ -140,6 +142,7 @@ async def start_agents(spec: LabSpec, managers: int, progress: Callable[[str], N
     _add_services(
         spec,
         [netd_service(spec, h, addresses) for h in spec.all_hosts()]
+        + [volumed_service(spec, h, manager_hosts) for h in spec.all_hosts()]
         + [agent_service(spec, h, addresses, token) for h in spec.all_hosts()],
     )
     progress(f"agents starting on {spec.hosts} hosts")

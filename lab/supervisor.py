@@ -80,8 +80,9 @@ class Supervisor:
         while not self._stopping.is_set():
             while held_file(self.lab_directory, state.spec.name).exists():
                 # A test holds this service down (a stopped manager, say).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 0.2)
+                with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can swallow a cancel
+                    async with asyncio.timeout(0.2):
+                        await self._stopping.wait()
                 if self._stopping.is_set():
                     return
             await self._start(state)
@@ -97,8 +98,9 @@ class Supervisor:
                 f"{state.spec.name} exited with {state.last_exit}; restarting in {backoff}s",
                 flush=True,
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
+            with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can swallow a cancel
+                async with asyncio.timeout(backoff):
+                    await self._stopping.wait()
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             state.restarts += 1
 

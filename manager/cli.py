@@ -70,6 +70,13 @@ async def _run(config: ManagerConfig) -> None:
     "manager (default: <data-dir>/secrets-key, created on first start).",
 )
 @click.option(
+    "--volumed-socket",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="volumed's socket on this host; removing a shoal volume deletes its data "
+    "through it (default: none, only the volume's record is removed).",
+)
+@click.option(
     "--force-new-cluster",
     is_flag=True,
     help="Restart with all this manager's data and itself as the only member.",
@@ -85,6 +92,7 @@ def main(
     store_kind: str,
     etcd_endpoints: str,
     secrets_key_file: Path | None,
+    volumed_socket: Path | None,
     force_new_cluster: bool,
 ) -> None:
     """Run a Shoal manager.
@@ -107,6 +115,7 @@ def main(
         store=store_kind,
         etcd_endpoints=tuple(e for e in etcd_endpoints.split(",") if e),
         secrets_key_file=secrets_key_file,
+        volumed_socket=volumed_socket,
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

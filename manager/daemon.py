@@ -44,6 +44,7 @@ from manager.store.proposer import NoLeader
 from manager.store.raft import RaftConfig, RaftProposer
 from manager.store.state import ObjectExists, StoreState
 from manager.store.store import Store, WriteTx
+from manager.volumed_client import VolumedClient
 
 
 class _Restart(Exception):
@@ -70,6 +71,9 @@ class ManagerConfig:
     # With etcd: the key secrets are sealed under, the same file on every
     # manager (default: <data-dir>/secrets-key, created on first start).
     secrets_key_file: Path | None = None
+    # volumed's socket on this host: a removed distributed volume's data is
+    # deleted through it (None: only the volume's record goes).
+    volumed_socket: Path | None = None
 
     @property
     def raft_address(self) -> str:
@@ -245,7 +249,8 @@ class Manager:
             memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         )
         self.api_info = info
-        app = make_app(APIContext(self.store, info, SecretBox(cluster_key)))
+        volume_data = VolumedClient(cfg.volumed_socket) if cfg.volumed_socket else None
+        app = make_app(APIContext(self.store, info, SecretBox(cluster_key), volume_data))
         app[DISPATCHER] = self.dispatcher_ref
         app[PEER_TLS] = self.certs.client_tls
         app[AFTER_INIT] = self._certificate_ready

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from api.base import now_time as now
 from api.task import TaskState
 from manager.orchestrator.plan import state_rank
 from manager.store.proposer import NoLeader
@@ -68,7 +69,9 @@ class Dispatcher:
             for task in tx.find("task", "node", node_id):
                 status = task.get("Status") or {}
                 if state_rank(str(status.get("State"))) < int(TaskState.COMPLETE):
-                    task["Status"] = {**status, "State": "orphaned", "Message": "node is down"}
+                    # Stamped now: the scheduler's volume fence counts from it.
+                    orphaned = {"State": "orphaned", "Message": "node is down", "Timestamp": now()}
+                    task["Status"] = {**status, **orphaned}
                     tx.update("task", task, check_version=False)
 
         await self.store.update(change)

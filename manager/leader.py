@@ -37,8 +37,12 @@ class LeaderOnly:
         while self.leadership.is_leader() != leading:
             self.leadership.leader_changed.clear()
             # The event is a hint; the poll covers a lease that simply expires.
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+            # cancellation that lands as the wait ends (a manager that then
+            # never stops on SIGTERM).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.leadership.leader_changed.wait(), self.poll)
+                async with asyncio.timeout(self.poll):
+                    await self.leadership.leader_changed.wait()
 
     async def run(self) -> None:
         while True:

@@ -69,8 +69,12 @@ class FollowerReads:
             # membership), so wait on the store's progress, then look again.
             if time.monotonic() > deadline:
                 raise NoLeader("this manager could not catch up with the leader")
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+            # cancellation that lands as the wait ends, and the manager hangs
+            # on SIGTERM.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proposer.wait_applied(self.store.index + 1), 0.01)
+                async with asyncio.timeout(0.01):
+                    await self.proposer.wait_applied(self.store.index + 1)
 
     async def _ask_leader(self) -> None:
         """One question to the leader answers every reader that was waiting

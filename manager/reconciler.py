@@ -27,6 +27,7 @@ from manager.orchestrator.plan import (
     plan_replicated_job,
 )
 from manager.scheduler.plan import Assign, NodeLoad, plan_schedule, reservations
+from manager.scheduler.volumes import VolumeHolders
 from manager.store.proposer import NoLeader
 from manager.store.state import Change, StoreError
 from manager.store.store import Store, WatchTooOld, WriteTx
@@ -34,6 +35,7 @@ from manager.store.store import Store, WatchTooOld, WriteTx
 Obj = dict[str, Any]
 log = logging.getLogger("shoal.manager.reconciler")
 DEBOUNCE_SECONDS = 0.01
+FENCE_WAKE = "(volume fence)"  # a wake-up key that names no service
 
 
 def eligible_for_global(node: Obj) -> bool:
@@ -83,7 +85,7 @@ class Reconciler:
                     ready = {s for s, at in self._wake.items() if at <= time.time()}
                     for service_id in ready:
                         self._wake.pop(service_id, None)
-                    await self.reconcile(ready, all_nodes=False)
+                    await self.reconcile(ready - {FENCE_WAKE}, all_nodes=False)
                     continue
                 await asyncio.sleep(DEBOUNCE_SECONDS)  # let a burst of changes gather
                 while not queue.empty():
@@ -195,16 +197,23 @@ class Reconciler:
                 return
             nodes = tx.all("node")
             loads: dict[str, NodeLoad] = {}
+            # Tasks still on their node hold their volumes, even those asked to stop.
+            placed: list[Obj] = []
             for node in nodes:
                 load = loads.setdefault(node["ID"], NodeLoad())
                 for task in tx.find("task", "node", node["ID"]):
+                    placed.append(task)
                     if (
                         desired_running(task)
                         and (task.get("Status") or {}).get("State") != "pending"
                     ):
                         load.add(str(task.get("ServiceID")), *reservations(task))
+            records = {v["Name"]: v for v in tx.all("volume")}
+            volumes = VolumeHolders(records, placed, time.time())
+            if volumes.next_fence_end is not None:  # schedule again once the fence lapses
+                self._wake[FENCE_WAKE] = volumes.next_fence_end
             by_id = {t["ID"]: t for t in pending}
-            for decision in plan_schedule(pending, nodes, loads):
+            for decision in plan_schedule(pending, nodes, loads, volumes):
                 task = by_id[decision.task_id]
                 if isinstance(decision, Assign):
                     status = {

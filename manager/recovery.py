@@ -104,5 +104,6 @@ async def seed_when_leader(proposer: RaftProposer, snapshot: bytes) -> None:
     while not proposer.is_leader():
         proposer.leader_changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proposer.leader_changed.wait(), 0.5)
+            async with asyncio.timeout(0.5):  # not wait_for: see reads.py
+                await proposer.leader_changed.wait()
     await proposer.propose_restore(snapshot)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from api.serving import metrics_handler
+
 if TYPE_CHECKING:
     from netd.daemon import Netd
 
@@ -66,5 +68,5 @@ def make_api(netd: Netd) -> web.Application:
     app[NETD] = netd
     app.router.add_post("/attach", attach)
     app.router.add_post("/detach", detach)
-    app.router.add_get("/metrics", netd.metrics.handler)
+    app.router.add_get("/metrics", metrics_handler(netd.metrics.registry))
     return app

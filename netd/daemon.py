@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from api.security import CertFiles, client_context
+from api.serving import metrics_app, serve_tcp, serve_unix
 from netd import kernel
 from netd.api import make_api
 from netd.dns import DnsServer, View, host_resolvers
@@ -84,9 +85,11 @@ class Netd:
         await kernel.ensure_gateway_bridge(f"{cfg.gateway}/{prefixlen}")
         await self._start_dns()
         api = make_api(self)
-        self._runners.append(await _serve_unix(api, cfg.socket_path))
+        self._runners.append(await serve_unix(api, cfg.socket_path))
         if cfg.metrics_addr:
-            self._runners.append(await _serve_tcp(self.metrics.app(), cfg.metrics_addr))
+            self._runners.append(
+                await serve_tcp(metrics_app(self.metrics.registry), cfg.metrics_addr)
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -237,8 +240,9 @@ class Netd:
                 missing = [n for n in networks if n not in self.snapshot.networks]
                 raise AttachError(f"unknown network(s) {', '.join(missing)}")
             self.seen.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.seen.wait(), 1.0)
+            with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can swallow a cancel
+                async with asyncio.timeout(1.0):
+                    await self.seen.wait()
 
     def _free_gateway_ip(self) -> str:
         used = {a.gateway_ip for a in self.attachments.values()} | {self.config.gateway}
@@ -267,20 +271,3 @@ class Netd:
         # ndots:0 keeps short names (services) from being tried with search domains.
         path.write_text(f"nameserver {self.config.gateway}\noptions ndots:0\n")
         return path
-
-
-async def _serve_unix(app: web.Application, path: Path) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    path.unlink(missing_ok=True)
-    await web.UnixSite(runner, str(path)).start()
-    path.chmod(0o660)
-    return runner
-
-
-async def _serve_tcp(app: web.Application, address: str) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    host, _, port = address.rpartition(":")
-    await web.TCPSite(runner, host, int(port)).start()
-    return runner

@@ -7,8 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -96,11 +95,3 @@ class NetdMetrics:
             for network_id in networks:
                 self.counters[network_id] = await kernel.link_counters(vxlan_name(network_id))
             await asyncio.sleep(SAMPLE_SECONDS if networks else 0.5)
-
-    async def handler(self, _: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry), content_type="text/plain")
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self.handler)
-        return app

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from manager.secret_box import SecretBox
 from manager.store.store import Store
+from manager.volumed_client import VolumeData
 
 
 class Leadership(Protocol):
@@ -38,6 +39,9 @@ class APIContext:
     store: Store
     manager: ManagerInfo
     secret_box: SecretBox  # seals secret values for the store, opens them for nodes
+    # volumed on this manager's host, which deletes a removed distributed
+    # volume's data; None: removing a volume removes only its record.
+    volume_data: VolumeData | None = None
 
 
 CONTEXT = web.AppKey("context", APIContext)

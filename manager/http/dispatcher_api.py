@@ -20,10 +20,11 @@ from manager.http.identity import caller
 from manager.http.networks import write_allocating
 from manager.http.secrets import data_of
 from manager.http.swarm import require_cluster
-from manager.orchestrator.plan import state_rank
+from manager.orchestrator.plan import desired_running, state_rank
 from manager.secret_box import SecretBox
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
+from manager.volume_records import described, named_volume_mounts
 
 
 class DispatcherRef:
@@ -128,7 +129,7 @@ async def assignments(request: web.Request) -> web.Response:
     except ValueError:
         raise bad_request("index must be a number") from None
     if ctx.store.index <= since:
-        changes = ctx.store.watch(since, frozenset({"task", "secret", "config"}))
+        changes = ctx.store.watch(since, frozenset({"task", "secret", "config", "volume"}))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LONG_POLL_SECONDS):
                 async for change in changes:
@@ -136,35 +137,41 @@ async def assignments(request: web.Request) -> web.Response:
                         break
         await changes.aclose()
 
-    def read(tx: ReadTx) -> tuple[int, list[Obj], list[Obj], list[Obj]]:
+    def read(tx: ReadTx) -> Obj:
         found = tx.find("task", "node", node_id)
         # A global task names its node from birth; it is the node's only once
         # allocated and scheduled (its network addresses are in by then).
         tasks = [t for t in found if state_rank(t["Status"]["State"]) >= int(TaskState.ASSIGNED)]
-        secrets, configs = referenced(tx, tasks, ctx.secret_box)
-        return tx.index, tasks, secrets, configs
+        return {"Index": tx.index, "Tasks": tasks, **referenced(tx, tasks, ctx.secret_box)}
 
-    index, tasks, secrets, configs = ctx.store.view(read)
-    return json_response({"Index": index, "Tasks": tasks, "Secrets": secrets, "Configs": configs})
+    return json_response(ctx.store.view(read))
 
 
-def referenced(tx: ReadTx, tasks: list[Obj], box: SecretBox) -> tuple[list[Obj], list[Obj]]:
-    """The secrets and configs of the node's tasks that still want to run, and
-    only those: a node never learns a secret it has no use for."""
+def referenced(tx: ReadTx, tasks: list[Obj], box: SecretBox) -> Obj:
+    """The secrets, configs and volumes of the node's tasks that still want to
+    run, and only those: a node never learns a secret it has no use for.
+
+    Volumes: {Name, Driver, Options} of each named volume they mount, as the
+    store records it, so the node's volumed creates it with the cluster's
+    settings (a mount whose volume has no record: as the mount names it)."""
     wanted: dict[str, set[str]] = {"secret": set(), "config": set()}
+    mounts: dict[str, Obj] = {}
     for task in tasks:
-        if state_rank(str(task.get("DesiredState") or "running")) > int(TaskState.RUNNING):
+        if not desired_running(task):
             continue
-        container = (task.get("Spec") or {}).get("ContainerSpec") or {}
+        spec = task.get("Spec") or {}
+        container = spec.get("ContainerSpec") or {}
         wanted["secret"] |= {str(r.get("SecretID")) for r in container.get("Secrets") or []}
         wanted["config"] |= {str(r.get("ConfigID")) for r in container.get("Configs") or []}
+        mounts |= {str(m["Source"]): m for m in named_volume_mounts(spec)}
     found: dict[str, list[Obj]] = {"secret": [], "config": []}
     for table, ids in wanted.items():
         for object_id in sorted(ids):
             obj = tx.get(table, object_id)
             if obj is not None:
                 found[table].append({"ID": obj["ID"], "Data": data_of(box, obj)})
-    return found["secret"], found["config"]
+    volumes = [described(mounts[name], tx.get("volume", name)) for name in sorted(mounts)]
+    return {"Secrets": found["secret"], "Configs": found["config"], "Volumes": volumes}
 
 
 def register(router: web.UrlDispatcher) -> None:

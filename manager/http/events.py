@@ -90,7 +90,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         while True:
             timeout = None if until is None else max(0.0, until - time.time())
             try:
-                change = await asyncio.wait_for(anext(changes), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see manager/leader.py
+                    change = await anext(changes)
             except TimeoutError:
                 break
             event = to_event(change)

@@ -25,6 +25,7 @@ from manager.http.lookup import matches_filters, new_id, resolve
 from manager.http.networks import write_allocating
 from manager.http.service_spec import normalize_service_spec, resolve_networks
 from manager.http.swarm import require_cluster
+from manager.http.volumes import create_mount_volumes
 from manager.http.writes import write
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
@@ -93,6 +94,7 @@ async def create(request: web.Request) -> web.Response:
     def create_service(tx: WriteTx) -> None:
         require_cluster(tx)
         resolve_networks(tx, spec)
+        create_mount_volumes(tx, spec["TaskTemplate"])
         tx.create(
             "service",
             {
@@ -163,6 +165,7 @@ async def update(request: web.Request) -> web.Response:
         if mode_of(spec) != mode_of(old):
             raise APIError(501, "service mode change is not allowed")
         resolve_networks(tx, spec)
+        create_mount_volumes(tx, spec["TaskTemplate"])  # a rollback's volumes may be gone
         issued = int(service.get("SpecVersionsIssued") or service.get("SpecVersion") or 1) + 1
         current_version = service.get("SpecVersion", 1)
         service["Version"] = {"Index": version}

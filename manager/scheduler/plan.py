@@ -6,6 +6,9 @@ tasks of the service. Then spread: placement preferences first (the label
 value with the fewest tasks of the service), then the fewest tasks of the
 service, then the fewest tasks in total. A task that fits nowhere gets the
 reason, counted per filter, as Docker words it.
+
+A task that mounts a distributed volume read-write that must stay on one
+node goes only where no other node holds it (scheduler/volumes.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from api.constraints import Constraint, parse_constraints
 from api.errors import InvalidArgument
+from manager.scheduler.volumes import VolumeHolders
 
 Obj = dict[str, Any]
 
@@ -121,9 +125,13 @@ def _shape(task: Obj) -> str:
 
 
 def plan_schedule(
-    pending: list[Obj], nodes: list[Obj], loads: dict[str, NodeLoad]
+    pending: list[Obj],
+    nodes: list[Obj],
+    loads: dict[str, NodeLoad],
+    volumes: VolumeHolders | None = None,
 ) -> list[Decision]:
-    """Place `pending` tasks; `loads` (node ID -> load) is updated as tasks land.
+    """Place `pending` tasks; `loads` (node ID -> load) and `volumes` (who
+    holds which volume) are updated as tasks land.
 
     Tasks are taken by service and slot, in runs of the same shape: the
     filters that do not depend on load run once per run, and without
@@ -133,14 +141,21 @@ def plan_schedule(
     by_id = {node["ID"]: node for node in nodes}
     for node in nodes:
         loads.setdefault(node["ID"], NodeLoad())
+    holders = volumes if volumes is not None else VolumeHolders({})
+    claims = {t["ID"]: holders.claims(t) for t in pending}
     ordered = sorted(pending, key=lambda t: (t.get("ServiceID", ""), t.get("Slot") or 0))
+
+    def shape(task: Obj) -> tuple[str, tuple[str, ...]]:
+        return _shape(task), claims[task["ID"]]
+
     start = 0
     while start < len(ordered):
-        shape = _shape(ordered[start])
+        first = shape(ordered[start])
         end = start + 1
-        while end < len(ordered) and _shape(ordered[end]) == shape:
+        while end < len(ordered) and shape(ordered[end]) == first:
             end += 1
-        decisions += _place_run(ordered[start:end], nodes, by_id, loads)
+        place = _Placing(by_id, loads, holders, first[1])
+        decisions += place.run(ordered[start:end], nodes)
         start = end
     return decisions
 
@@ -198,60 +213,92 @@ def _run_of(first: Obj, nodes: list[Obj], by_id: dict[str, Obj]) -> _Run:
     return _Run(service_id, cpus, memory, max_replicas, candidates, failures)
 
 
-def _place_run(
-    run_tasks: list[Obj], nodes: list[Obj], by_id: dict[str, Obj], loads: dict[str, NodeLoad]
-) -> list[Decision]:
-    try:
-        run = _run_of(run_tasks[0], nodes, by_id)
-    except InvalidArgument as exc:
-        return [NoSuitableNode(t["ID"], f"no suitable node ({exc.message})") for t in run_tasks]
-    if _get(run_tasks[0], "Spec", "Placement").get("Preferences"):
-        return [_place_with_preferences(task, run, loads) for task in run_tasks]
-    service_id = run.service_id
-    heap = [
-        (loads[n["ID"]].count(service_id), loads[n["ID"]].total, n["ID"]) for n in run.candidates
-    ]
-    heapq.heapify(heap)
-    decisions: list[Decision] = []
-    for index, task in enumerate(run_tasks):
-        while heap:
-            _, _, node_id = heap[0]
-            load = loads[node_id]
-            if not run.room_failure(by_id[node_id], load):
-                break
-            heapq.heappop(heap)  # it only gets fuller: out for the rest of the run
-        if not heap:
-            # Loads only grow, so the rest of the run fits nowhere either.
-            reason = run.no_fit(loads)
-            return decisions + [NoSuitableNode(t["ID"], reason) for t in run_tasks[index:]]
-        load.add(service_id, run.cpus, run.memory)
-        heapq.heapreplace(heap, (load.count(service_id), load.total, node_id))
-        decisions.append(Assign(task["ID"], node_id))
-    return decisions
+@dataclass
+class _Placing:
+    """One run's placement: the cluster as planned so far, and the volumes
+    the run's tasks need to themselves on their node."""
 
+    by_id: dict[str, Obj]
+    loads: dict[str, NodeLoad]
+    volumes: VolumeHolders
+    claims: tuple[str, ...]
 
-def _place_with_preferences(task: Obj, run: _Run, loads: dict[str, NodeLoad]) -> Decision:
-    """Spread over label values first: the value whose nodes hold the fewest
-    tasks of the service, then as without preferences."""
-    fits = [n for n in run.candidates if not run.room_failure(n, loads[n["ID"]])]
-    if not fits:
-        return NoSuitableNode(task["ID"], run.no_fit(loads))
-    service_id = run.service_id
-    descriptors = [
-        str(_get(preference, "Spread").get("SpreadDescriptor") or "")
-        for preference in _get(task, "Spec", "Placement").get("Preferences") or []
-    ]
-    values = {n["ID"]: [(node_values(n, d) or [""])[0] for d in descriptors] for n in fits}
-    per_value: list[Counter[str]] = [Counter() for _ in descriptors]
-    for node in fits:
-        for i, value in enumerate(values[node["ID"]]):
-            per_value[i][value] += loads[node["ID"]].count(service_id)
+    def run(self, run_tasks: list[Obj], nodes: list[Obj]) -> list[Decision]:
+        try:
+            run = _run_of(run_tasks[0], nodes, self.by_id)
+        except InvalidArgument as exc:
+            reason = f"no suitable node ({exc.message})"
+            return [NoSuitableNode(t["ID"], reason) for t in run_tasks]
+        if _get(run_tasks[0], "Spec", "Placement").get("Preferences") or self.claims:
+            return [self.one(task, run) for task in run_tasks]
+        return self.by_heap(run_tasks, run)
 
-    def key(node: Obj) -> tuple[Any, ...]:
-        load = loads[node["ID"]]
-        counts = [per_value[i][v] for i, v in enumerate(values[node["ID"]])]
-        return (*counts, load.count(service_id), load.total, node["ID"])
+    def by_heap(self, run_tasks: list[Obj], run: _Run) -> list[Decision]:
+        loads, service_id = self.loads, run.service_id
+        heap = [
+            (loads[n["ID"]].count(service_id), loads[n["ID"]].total, n["ID"])
+            for n in run.candidates
+        ]
+        heapq.heapify(heap)
+        decisions: list[Decision] = []
+        for index, task in enumerate(run_tasks):
+            while heap:
+                _, _, node_id = heap[0]
+                load = loads[node_id]
+                if not run.room_failure(self.by_id[node_id], load):
+                    break
+                heapq.heappop(heap)  # it only gets fuller: out for the rest of the run
+            if not heap:
+                # Loads only grow, so the rest of the run fits nowhere either.
+                reason = run.no_fit(loads)
+                return decisions + [NoSuitableNode(t["ID"], reason) for t in run_tasks[index:]]
+            load.add(service_id, run.cpus, run.memory)
+            heapq.heapreplace(heap, (load.count(service_id), load.total, node_id))
+            self.volumes.hold(task, node_id)  # a read-only mount holds its volume too
+            decisions.append(Assign(task["ID"], node_id))
+        return decisions
 
-    chosen = min(fits, key=key)
-    loads[chosen["ID"]].add(service_id, run.cpus, run.memory)
-    return Assign(task["ID"], chosen["ID"])
+    def one(self, task: Obj, run: _Run) -> Decision:
+        """One task, every node weighed: spread over label values first (the
+        value whose nodes hold the fewest tasks of the service), then as
+        without preferences; only where its volumes are free."""
+        loads = self.loads
+        fits = [n for n in run.candidates if not run.room_failure(n, loads[n["ID"]])]
+        fits, held = self.volumes_free(task, fits)
+        if not fits:
+            return NoSuitableNode(task["ID"], held or run.no_fit(loads))
+        service_id = run.service_id
+        descriptors = [
+            str(_get(preference, "Spread").get("SpreadDescriptor") or "")
+            for preference in _get(task, "Spec", "Placement").get("Preferences") or []
+        ]
+        values = {n["ID"]: [(node_values(n, d) or [""])[0] for d in descriptors] for n in fits}
+        per_value: list[Counter[str]] = [Counter() for _ in descriptors]
+        for node in fits:
+            for i, value in enumerate(values[node["ID"]]):
+                per_value[i][value] += loads[node["ID"]].count(service_id)
+
+        def key(node: Obj) -> tuple[Any, ...]:
+            load = loads[node["ID"]]
+            counts = [per_value[i][v] for i, v in enumerate(values[node["ID"]])]
+            return (*counts, load.count(service_id), load.total, node["ID"])
+
+        chosen = min(fits, key=key)["ID"]
+        loads[chosen].add(service_id, run.cpus, run.memory)
+        self.volumes.hold(task, chosen)
+        return Assign(task["ID"], chosen)
+
+    def volumes_free(self, task: Obj, fits: list[Obj]) -> tuple[list[Obj], str]:
+        """The nodes where no other node holds the task's claimed volumes, and
+        the reason when there are none: the first volume held elsewhere."""
+        if not self.claims:
+            return fits, ""
+        free, reason = [], ""
+        for node in fits:
+            volume, holder = self.volumes.held_elsewhere(task, self.claims, node["ID"])
+            if not volume:
+                free.append(node)
+            elif not reason:
+                where = _get(self.by_id.get(holder, {}), "Description").get("Hostname") or holder
+                reason = f"no suitable node (volume {volume} is in use on node {where})"
+        return free, reason

@@ -19,6 +19,7 @@ from manager.secret_box import SecretBox
 from manager.store.proposer import MemoryProposer
 from manager.store.state import StoreState
 from manager.store.store import Store
+from manager.volumed_client import VolumeData
 
 
 class SoleLeader:
@@ -33,8 +34,11 @@ class SoleLeader:
 
 
 @asynccontextmanager
-async def api_client(leader_loops: bool = False) -> AsyncIterator[TestClient[Any, Any]]:
-    """With leader_loops, the dispatcher and the reconciler run as on a leader."""
+async def api_client(
+    leader_loops: bool = False, volume_data: VolumeData | None = None
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """With leader_loops, the dispatcher and the reconciler run as on a leader;
+    volume_data stands in for the manager host's volumed."""
     state = StoreState()
     info = ManagerInfo(
         node_id="m" * 25,
@@ -46,7 +50,7 @@ async def api_client(leader_loops: bool = False) -> AsyncIterator[TestClient[Any
         memory_bytes=1 << 30,
     )
     store = Store(state, MemoryProposer(state))
-    app = make_app(APIContext(store, info, SecretBox("component-test-cluster-key")))
+    app = make_app(APIContext(store, info, SecretBox("component-test-cluster-key"), volume_data))
     ref = DispatcherRef()
     app[DISPATCHER] = ref
     app[PLAIN_TCP_IDENTITY] = LOCAL_ADMIN  # the test client plays the local admin

@@ -104,11 +104,13 @@ def test_configs_show_their_data(cluster: InProcessCluster, tmp_path: Path) -> N
 
 def test_volumes(cluster: InProcessCluster) -> None:
     assert ok(
-        cluster, "volume", "create", "-d", "shoal", "--opt", "size=1G", "--label", "a=b", "data"
+        cluster, "volume", "create", "-d", "shoal", "--opt", "replication=000", "--label", "a=b",
+        "data",
     ).strip() == "data"  # fmt: skip
     ok(cluster, "volume", "create", "scratch")
     shown = json.loads(ok(cluster, "volume", "inspect", "data"))
-    assert shown[0]["Driver"] == "shoal" and shown[0]["Options"] == {"size": "1G"}
+    assert shown[0]["Driver"] == "shoal" and shown[0]["Scope"] == "global"
+    assert shown[0]["Options"] == {"replication": "000", "sharing": "none"}
     assert shown[0]["Labels"] == {"a": "b"}
     listed = json.loads(ok(cluster, "volume", "ls", "--format", "json"))
     assert [(v["Name"], v["Driver"]) for v in listed] == [("data", "shoal"), ("scratch", "local")]
@@ -120,9 +122,43 @@ def test_volumes(cluster: InProcessCluster) -> None:
         "shoal",
         "data",
     ]
-    one_line_error(cluster.clusterctl("volume", "create", "-d", "nfs", "x"), "'nfs'")
+    one_line_error(
+        cluster.clusterctl("volume", "create", "-d", "nfs", "x1"),
+        "unknown volume driver 'nfs': use local or shoal",
+    )
+    one_line_error(
+        cluster.clusterctl("volume", "create", "-d", "shoal", "--opt", "replication=12", "x1"),
+        "invalid replication '12': three digits xyz",
+    )
+    one_line_error(
+        cluster.clusterctl("volume", "create", "-d", "shoal", "--opt", "size=1G", "x1"),
+        "shoal driver: unknown option(s) size",
+    )
     one_line_error(cluster.clusterctl("volume", "create", "--opt", "size", "x"), "KEY=VALUE")
     one_line_error(cluster.clusterctl("volume", "ls", "--filter", "color=red"), "Invalid filter")
     assert ok(cluster, "volume", "rm", "data", "scratch").split() == ["data", "scratch"]
     one_line_error(cluster.clusterctl("volume", "rm", "data"), "no such volume")
     ok(cluster, "volume", "rm", "--force", "data")
+
+
+def test_a_service_mount_creates_its_volume_which_stays_while_in_use(
+    cluster: InProcessCluster,
+) -> None:
+    mount = "type=volume,source=pgdata,target=/data,volume-driver=shoal,volume-opt=sharing=all"
+    service_id = ok(
+        cluster, "service", "create", "--detach", "--name", "pg", "--mount", mount, "busybox"
+    ).split()[0]
+    shown = json.loads(ok(cluster, "volume", "inspect", "pgdata"))
+    assert shown[0]["Options"] == {"replication": "001", "sharing": "all"}
+    one_line_error(
+        cluster.clusterctl("volume", "rm", "pgdata"), "remove pgdata: volume is in use - ["
+    )
+    one_line_error(
+        cluster.clusterctl(
+            "service", "create", "--detach", "--mount",
+            "type=volume,source=other,target=/data,volume-driver=nfs", "busybox",
+        ),
+        'invalid mount config for type "volume": unknown volume driver \'nfs\'',
+    )  # fmt: skip
+    ok(cluster, "service", "rm", service_id)
+    assert "other" not in ok(cluster, "volume", "ls", "-q").split()

@@ -1,12 +1,18 @@
-"""Helpers for lab tests: run the CLI, run commands in hosts, list leftovers."""
+"""Helpers for lab tests: run the CLI and the docker client, wait, run
+commands in hosts, list leftovers."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lab.lifecycle import lab_root
+from clusterctl.contexts import Context, Contexts
+from lab.configs import docker_tls_args, manager_address
+from lab.lifecycle import lab_down, lab_root, lab_up
 from lab.spec import LabSpec, netns_belongs_to_lab
 from lab.system import (
     cgroup_dirs,
@@ -19,6 +25,45 @@ from lab.system import (
 )
 
 CLUSTERCTL = str(Path(sys.executable).parent / "clusterctl")
+DOCKER = "/usr/bin/docker"  # Debian's docker.io client, API 1.41
+
+
+def docker_on(
+    lab: LabSpec, *args: str, host: int = 1, check: bool = True, timeout: float = 120
+) -> str:
+    """The stock docker CLI against a host's manager; its stdout and stderr."""
+    done = subprocess.run(
+        [DOCKER, *docker_tls_args(lab, lab.host(host)), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0 or not check, done.stderr
+    return done.stdout + done.stderr
+
+
+@contextlib.contextmanager
+def lab_in_context(hosts: int, managers: int) -> Iterator[LabSpec]:
+    """A fresh lab, made clusterctl's current context; down again at the end."""
+    from tests.lab_fixtures import CREATED_BY, new_lab_name
+
+    name = new_lab_name()
+    try:
+        made = lab_up(name, hosts, created_by=CREATED_BY, managers=managers)
+        contexts = Contexts()
+        contexts.save(Context(name, manager_address(made.host(1)), str(made.client_certs)))
+        contexts.use(name)
+        yield made
+    finally:
+        lab_down(name)
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
 
 
 def clusterctl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

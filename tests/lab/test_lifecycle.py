@@ -13,13 +13,10 @@ from pathlib import Path
 import pytest
 
 from api.base import parse_time
-from clusterctl.contexts import Context, Contexts
-from lab.configs import docker_tls_args, manager_address
-from lab.lifecycle import lab_down, lab_up
+from lab.configs import docker_tls_args
 from lab.services import kill_service
 from lab.spec import LabSpec
-from tests.lab.helpers import CLUSTERCTL, clusterctl
-from tests.lab_fixtures import CREATED_BY, new_lab_name
+from tests.lab.helpers import CLUSTERCTL, clusterctl, lab_in_context
 
 pytestmark = pytest.mark.lab
 DOCKER = "/usr/bin/docker"  # Debian's docker.io client, API 1.41
@@ -29,15 +26,8 @@ LOOP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
 @pytest.fixture(scope="module")
 def lab(_labs_cleaned_up: None) -> Iterator[LabSpec]:
-    name = new_lab_name()
-    try:
-        made = lab_up(name, 3, created_by=CREATED_BY, managers=3)
-        contexts = Contexts()
-        contexts.save(Context(name, manager_address(made.host(1)), str(made.client_certs)))
-        contexts.use(name)
+    with lab_in_context(3, managers=3) as made:
         yield made
-    finally:
-        lab_down(name)
 
 
 def docker(lab: LabSpec, *args: str, host: int = 1, check: bool = True) -> str:
