@@ -55,7 +55,7 @@ def create_options(mount: Obj, record: Obj | None) -> dict[str, str]:
 
 
 class PluginClient:
-    def __init__(self, socket_path: Path, timeout: float = 60.0) -> None:
+    def __init__(self, socket_path: Path, timeout: float = 90.0) -> None:
         self.socket_path = socket_path
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 

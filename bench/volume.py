@@ -8,14 +8,13 @@ a `shoal` volume (replication 001: every chunk is written to two hosts) or a
 `local` one. The writer task writes --mib MiB with dd (conv=fsync: on the
 disk or the volume servers, not in the page cache) and creates 1,000 small
 files; then the machine's page cache is dropped and a second task, with a
-fresh mount, reads the big file back with dd. dd reports its own MB/s; the
-small-file time comes from /proc/uptime (10 ms steps). Asserts nothing.
+fresh mount, reads the big file back with dd. Times come from /proc/uptime
+inside the container (10 ms steps). Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import secrets
 import subprocess
 import time
@@ -29,9 +28,8 @@ from lab.spec import LabSpec
 
 DOCKER = "/usr/bin/docker"
 SMALL_FILES = 1000
+MIB = 1 << 20
 DEADLINE = 300.0
-# dd's summary: "268435456 bytes (256.0MB) copied, 1.234567 seconds, 207.4MB/s"
-_DD = re.compile(r"(\d+) bytes .* copied, ([\d.]+) seconds")
 
 
 def docker(lab: LabSpec, *args: str) -> str:
@@ -47,16 +45,22 @@ def docker(lab: LabSpec, *args: str) -> str:
     return done.stdout + done.stderr
 
 
+def timed(label: str, command: str) -> str:
+    """Shell that runs `command` and prints `<label> <start> <end>` (uptime
+    seconds: the image's busybox dd prints no rate)."""
+    return f"read s _ < /proc/uptime; {command}; read e _ < /proc/uptime; echo {label} $s $e"
+
+
 def writer_script(mib: int) -> str:
-    return (
-        f"dd if=/dev/zero of=/data/big bs=1M count={mib} conv=fsync 2>&1 | tail -1 | "
-        "sed 's/^/write /'; mkdir -p /data/small; read s _ < /proc/uptime; i=0; "
-        f"while [ $i -lt {SMALL_FILES} ]; do echo x > /data/small/$i; i=$((i+1)); done; "
-        "sync; read e _ < /proc/uptime; echo small $s $e; echo done"
+    small = (
+        f"mkdir -p /data/small; i=0; while [ $i -lt {SMALL_FILES} ]; "
+        "do echo x > /data/small/$i; i=$((i+1)); done; sync"
     )
+    write = f"dd if=/dev/zero of=/data/big bs=1M count={mib} conv=fsync 2>/dev/null"
+    return f"{timed('write', write)}; {timed('small', small)}; echo done"
 
 
-READER_SCRIPT = "dd if=/data/big of=/dev/null bs=1M 2>&1 | tail -1 | sed 's/^/read /'; echo done"
+READER_SCRIPT = f"{timed('read', 'dd if=/data/big of=/dev/null bs=1M 2>/dev/null')}; echo done"
 
 
 def run_task(lab: LabSpec, name: str, mount: str, script: str) -> str:
@@ -78,20 +82,12 @@ def run_task(lab: LabSpec, name: str, mount: str, script: str) -> str:
         docker(lab, "service", "rm", name)
 
 
-def dd_mb_per_s(output: str, label: str) -> float:
+def seconds(output: str, label: str) -> float:
     for line in output.splitlines():
-        found = _DD.search(line) if line.startswith(label) else None
-        if found:
-            return int(found.group(1)) / 1e6 / float(found.group(2))
-    raise RuntimeError(f"no dd {label} figure in: {output.strip()[:200]}")
-
-
-def small_files_per_s(output: str) -> float:
-    for line in output.splitlines():
-        if line.startswith("small "):
+        if line.startswith(f"{label} "):
             _, start, end = line.split()
-            return SMALL_FILES / max(float(end) - float(start), 0.01)
-    raise RuntimeError(f"no small-file figure in: {output.strip()[:200]}")
+            return max(float(end) - float(start), 0.01)  # /proc/uptime counts in 10 ms
+    raise RuntimeError(f"no {label} figure in: {output.strip()[:200]}")
 
 
 def drop_page_cache() -> None:
@@ -116,9 +112,9 @@ def one_driver(lab: LabSpec, driver: str, mib: int) -> Figures:
             except RuntimeError:
                 time.sleep(0.5)
     return {
-        f"{driver}_write_MBps": dd_mb_per_s(written, "write"),
-        f"{driver}_read_MBps": dd_mb_per_s(read, "read"),
-        f"{driver}_small_files_per_s": small_files_per_s(written),
+        f"{driver}_write_MBps": mib * MIB / 1e6 / seconds(written, "write"),
+        f"{driver}_read_MBps": mib * MIB / 1e6 / seconds(read, "read"),
+        f"{driver}_small_files_per_s": SMALL_FILES / seconds(written, "small"),
     }
 
 

@@ -32,7 +32,7 @@ from volumed.seaweed import (
 
 MOUNT_DEADLINE_SECONDS = 20.0
 UNMOUNT_DEADLINE_SECONDS = 10.0
-FILER_WAIT_SECONDS = 60.0  # after a restart, the filer may be starting too
+FILER_WAIT_SECONDS = 30.0  # after a (re)start, the filer may be starting too
 FILER_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -155,6 +155,9 @@ class ShoalBackend:
             raise BackendError(f"filer {self.filer} unreachable: {exc!r}") from None
 
     async def create(self, volume: Volume) -> None:
+        # Right after the node starts, its filer may still be coming up (it
+        # waits for a master): a task then waits rather than fails.
+        await self.wait_for_filer(FILER_WAIT_SECONDS)
         # 409: the directory exists (another node created the volume first).
         await self._filer("POST", f"{filer_path(volume.name)}/", (409,), op="mkdir")
 
@@ -168,6 +171,7 @@ class ShoalBackend:
         if volume.name in self._kernel_mounts() and self._pid(volume.name) is not None:
             return mountpoint
         await self._undo_mount(volume.name)  # a stale one, if any
+        await self.wait_for_filer(FILER_WAIT_SECONDS)
         if await self._filer("GET", f"{filer_path(volume.name)}/") == 404:
             raise BackendError(f"volume {volume.name}: no directory on the filer")
         mountpoint.mkdir(parents=True, exist_ok=True)
