@@ -16,6 +16,7 @@ import aiohttp
 from api.volume_plugin import VolumePluginError, call_volume_plugin
 
 Obj = dict[str, Any]
+ANONYMOUS = "anon-"  # the prefix of an anonymous volume's name
 
 
 class VolumeError(RuntimeError):
@@ -31,16 +32,24 @@ class VolumePlugin(Protocol):
 
     async def names(self) -> list[str]: ...
 
+    async def remove(self, name: str) -> None: ...
 
-def volume_mounts(task: Obj) -> list[Obj]:
-    """The task's mounts of named volumes (an empty Source is an anonymous
-    volume, which Shoal does not make)."""
+
+def volume_mounts(task: Obj) -> list[tuple[int, str, Obj]]:
+    """(index among the mounts, volume name, mount) for each volume mount of
+    the task. An anonymous one (no Source) gets a local volume of its own,
+    named after the task, as Docker gives it one; it goes with the task."""
     container = (task.get("Spec") or {}).get("ContainerSpec") or {}
-    return [
-        m
-        for m in container.get("Mounts") or []
-        if str(m.get("Type") or "volume").lower() == "volume" and m.get("Source")
-    ]
+    found = []
+    for index, mount in enumerate(container.get("Mounts") or []):
+        if str(mount.get("Type") or "volume").lower() == "volume":
+            name = str(mount.get("Source") or "") or f"{ANONYMOUS}{task['ID']}-{index}"
+            found.append((index, name, mount))
+    return found
+
+
+def anonymous_volumes(task: Obj) -> list[str]:
+    return [name for _, name, m in volume_mounts(task) if not m.get("Source")]
 
 
 def create_options(mount: Obj, record: Obj | None) -> dict[str, str]:
@@ -79,6 +88,9 @@ class PluginClient:
         answer = await self._call("List", {})
         return [str(v.get("Name")) for v in answer.get("Volumes") or []]
 
+    async def remove(self, name: str) -> None:
+        await self._call("Remove", {"Name": name})
+
 
 class FakeVolumePlugin:
     """Directories under `root` stand in for volumes; it records who mounts what."""
@@ -107,6 +119,12 @@ class FakeVolumePlugin:
     async def names(self) -> list[str]:
         return sorted(self.options)
 
+    async def remove(self, name: str) -> None:
+        if self.mounts.get(name):
+            raise VolumeError(f"volume {name} is in use")
+        self.options.pop(name, None)
+        self.mounts.pop(name, None)
+
 
 class TaskVolumes:
     def __init__(self, plugin: VolumePlugin) -> None:
@@ -120,20 +138,19 @@ class TaskVolumes:
     def exclusive(self, task: Obj) -> bool:
         """Does the task mount a distributed volume read-write that only one
         node may mount at a time?"""
-        for mount in volume_mounts(task):
-            options = create_options(mount, self.records.get(str(mount["Source"])))
+        for _, name, mount in volume_mounts(task):
+            options = create_options(mount, self.records.get(name))
             shared = options.get("sharing", "none") == "all"
             if options["driver"] == "shoal" and not shared and not mount.get("ReadOnly"):
                 return True
         return False
 
     async def prepare(self, task: Obj) -> dict[str, str]:
-        """Every named volume of the task created and mounted: volume name ->
-        where it is on this host. On failure nothing stays mounted."""
+        """Every volume of the task created and mounted: volume name -> where
+        it is on this host. On failure nothing stays mounted."""
         paths: dict[str, str] = {}
         try:
-            for mount in volume_mounts(task):
-                name = str(mount["Source"])
+            for _, name, mount in volume_mounts(task):
                 if name in paths:
                     continue
                 await self.plugin.create(name, create_options(mount, self.records.get(name)))
@@ -147,6 +164,13 @@ class TaskVolumes:
         """The task's container has stopped: give its volumes back. Asks for
         every volume, so it works for a task this agent knows nothing of."""
         await self._unmount(await self.plugin.names(), task_id)
+
+    async def forget(self, task: Obj) -> None:
+        """The task left the cluster: its anonymous volumes go too."""
+        for name in anonymous_volumes(task):
+            with contextlib.suppress(VolumeError):  # never created: nothing to remove
+                await self.plugin.unmount(name, task["ID"])
+                await self.plugin.remove(name)
 
     async def _unmount(self, names: Any, task_id: str) -> None:
         for name in names:

@@ -39,7 +39,7 @@ from agent.controller import (
 from agent.health import HealthCheck, health_check
 from agent.network import Networks
 from agent.task_files import TaskFiles
-from agent.volumes import TaskVolumes
+from agent.volumes import TaskVolumes, volume_mounts
 from api.base import now_time as now
 from api.container_spec import ContainerSpec, Limits
 from runtime.protocol import ContainerConfig, ContainerRuntime
@@ -65,11 +65,12 @@ def container_config(
     named volume it mounts is (volumed mounted them)."""
     template = task.get("Spec") or {}
     container = dict(template.get("ContainerSpec") or {})
+    mounts = [*(container.get("Mounts") or []), *(extra_mounts or [])]
     paths = volume_paths or {}
-    container["Mounts"] = [
-        {**m, "Source": paths[m["Source"]]} if _is_named_volume(m) and m["Source"] in paths else m
-        for m in [*(container.get("Mounts") or []), *(extra_mounts or [])]
-    ]
+    for index, name, mount in volume_mounts(task):
+        if name in paths:
+            mounts[index] = {**mount, "Source": paths[name]}
+    container["Mounts"] = mounts
     spec = msgspec.convert(container, ContainerSpec, strict=False)
     limits = msgspec.convert(
         ((template.get("Resources") or {}).get("Limits") or {}), Limits, strict=False
@@ -78,10 +79,6 @@ def container_config(
     return ContainerConfig(
         task["ID"], spec, limits=limits, netns_path=netns, resolv_conf=resolv_conf, labels=labels
     )
-
-
-def _is_named_volume(mount: Obj) -> bool:
-    return str(mount.get("Type") or "volume").lower() == "volume" and bool(mount.get("Source"))
 
 
 PullObserver = Callable[[float, bool], None]  # (seconds, succeeded), for /metrics
@@ -223,6 +220,9 @@ class TaskRunner:
                     with contextlib.suppress(Exception):
                         await self.files.release(task_id)
                 await self._release_volumes()
+                if self.gone and self.volumes is not None:
+                    with contextlib.suppress(Exception):
+                        await self.volumes.forget(self.task)
 
     def _container_running(self) -> bool:
         return self._waiter is not None and not self._waiter.done()

@@ -18,7 +18,7 @@ import pytest
 
 from lab.configs import VOLUMED_METRICS_PORT
 from lab.seed import busybox_reference
-from lab.services import start_service, stop_service
+from lab.services import kill_service, start_service, stop_service
 from lab.spec import LabSpec
 from tests.lab.helpers import clusterctl, docker_on, in_host, lab_in_context
 from tests.lab.helpers import wait_for as wait
@@ -82,6 +82,14 @@ def fuse_mounts(lab: LabSpec, host: int) -> list[str]:
     return [line.split()[4] for line in mountinfo.splitlines() if " - fuse" in line]
 
 
+def volumed_answers(lab: LabSpec, host: int) -> bool:
+    url = f"http://{lab.host(host).address}:{VOLUMED_METRICS_PORT}/metrics"
+    done = clusterctl(
+        "lab", "exec", "--lab", lab.name, lab.host(host).name, "--", "curl", "-sf", url
+    )
+    return 'swarm_volumed_mounts{driver="shoal"} 1.0' in done.stdout
+
+
 def set_availability(lab: LabSpec, availability: str, *hosts: int) -> None:
     for host in hosts:
         docker(lab, "node", "update", "--availability", availability, lab.host(host).hostname)
@@ -98,6 +106,12 @@ def test_a_distributed_volume_follows_its_task_and_survives_a_volume_server(lab:
     finally:
         set_availability(lab, "active", 1, 3)
     assert any(p.endswith("/kept") for p in fuse_mounts(lab, 2))
+    # kill -9 volumed under the running task: its mount stays, and the volumed
+    # that comes back adopts it (and later gives it back).
+    kill_service(lab, f"{lab.host(2).name}/volumed")
+    wait_for(lambda: volumed_answers(lab, 2), "volumed did not come back")
+    assert any(p.endswith("/kept") for p in fuse_mounts(lab, 2))
+    assert running_on(lab, "keeper") == [lab.host(2).hostname]
 
     set_availability(lab, "drain", 2)
     try:

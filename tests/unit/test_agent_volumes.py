@@ -140,3 +140,26 @@ async def test_cut_off_from_the_managers_only_tasks_holding_an_exclusive_volume_
     running = {i for i, r in node.worker.runners.items() if r.controller.state == "running"}
     assert running == {"shared", "local", "reader"}
     await node.worker.close()
+
+
+async def test_an_anonymous_volume_is_the_tasks_own_and_goes_when_the_task_leaves(
+    tmp_path: Path,
+) -> None:
+    node = Node(tmp_path)
+    anonymous = {"Type": "volume", "Target": "/cache"}
+    node.worker.assign([task("t1", "sleep 60", volume_mount("data"), anonymous)])
+    await node.until("running")
+    spec = node.runtime.host.containers["t1"].config.spec
+    own = tmp_path / "anon-t1-1"
+    assert [(m.source, m.target) for m in spec.mounts] == [
+        (str(tmp_path / "data"), "/data"),
+        (str(own), "/cache"),
+    ]
+    assert node.plugin.options["anon-t1-1"] == {"driver": "local"}
+
+    node.worker.assign([])  # the task left the cluster
+    async with asyncio.timeout(10):
+        while "anon-t1-1" in await node.plugin.names():
+            await asyncio.sleep(0.01)
+    assert "data" in await node.plugin.names()  # a named volume stays
+    await node.worker.close()
