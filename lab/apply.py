@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -139,14 +140,48 @@ def apply_down_step(step: DownStep) -> None:
         case Unmount(path=path):
             system.run(["umount", "--lazy", path], check=False)
         case RemoveCgroup(path=path):
-            with contextlib.suppress(FileNotFoundError):
-                Path(path).rmdir()
+            remove_cgroup(Path(path))
         case DeleteLink(name=name):
             system.ip(None, "link", "del", name, check=False)
         case DeleteNetns(name=name):
             system.run(["ip", "netns", "del", name], check=False)
         case RemoveTree(path=path):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_cgroup(path: Path, seconds: float = 10.0) -> None:
+    """rmdir a cgroup. It stays busy while a process in it is still dying,
+    or was started after the processes to kill were listed (a container's,
+    say): those are killed, and the rmdir tried again for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+        _thaw(path)
+        with contextlib.suppress(OSError):
+            for line in (path / "cgroup.procs").read_text().split():
+                _signal(int(line), signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def _thaw(path: Path) -> None:
+    """A process frozen in its cgroup never dies of SIGKILL. runc freezes a
+    container while it signals all its processes; a runc killed halfway (the
+    lab going down) leaves it frozen. Thaw it in both freezers."""
+    with contextlib.suppress(ValueError):
+        below = Path(*path.relative_to(system.CGROUP_ROOT).parts[1:])
+        for state, thawed in (
+            ("freezer/{}/freezer.state", "THAWED"),
+            ("unified/{}/cgroup.freeze", "0"),
+        ):
+            with contextlib.suppress(OSError):
+                (system.CGROUP_ROOT / state.format(below)).write_text(thawed)
 
 
 def kill_processes(pids: tuple[int, ...], grace: float = KILL_GRACE_SECONDS) -> None:
