@@ -1,4 +1,5 @@
-"""What Shoal costs a node: resident memory (VmRSS) and CPU of each daemon —
+"""What Shoal costs a node: resident memory (VmRSS, as the peer measures it;
+and PSS, which counts shared pages once) and CPU of each daemon —
 manager, agent, netd, volumed, the SeaweedFS processes volumed runs (master,
 volume server, filer), containerd and the containerd shims — summed over a
 3-host lab (1 manager, 2 workers), idle and with 30 tasks a host.
@@ -34,6 +35,19 @@ def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size: shared pages split among the processes that map
+    them. RSS counts the 150 MB weed binary once per weed process (and
+    libpython once per daemon); PSS counts it once in all."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
@@ -101,6 +115,9 @@ def sample(lab: LabSpec, mode: str) -> Figures:
     daemons = ("manager", "agent", "netd", "volumed", "seaweedfs")
     figures[f"{mode}_daemon_mib"] = sum(figures[f"{mode}_{k}_mib"] for k in daemons)
     figures[f"{mode}_total_mib"] = sum(figures[f"{mode}_{k}_mib"] for k in pids)
+    alive_pids = [p for group in pids.values() for p in group if Path(f"/proc/{p}").exists()]
+    figures[f"{mode}_seaweedfs_pss_mib"] = sum(pss_mib(p) for p in pids["seaweedfs"])
+    figures[f"{mode}_total_pss_mib"] = sum(pss_mib(p) for p in alive_pids)
     figures[f"{mode}_total_cpu_pct"] = total_cpu
     return figures
 
