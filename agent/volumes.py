@@ -8,11 +8,13 @@ idempotent and a restarted agent can undo the mounts of tasks it dropped."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 
+from api.volume_mounts import is_volume_mount, needs_one_node, volume_driver
 from api.volume_plugin import VolumePluginError, call_volume_plugin
 
 Obj = dict[str, Any]
@@ -42,7 +44,7 @@ def volume_mounts(task: Obj) -> list[tuple[int, str, Obj]]:
     container = (task.get("Spec") or {}).get("ContainerSpec") or {}
     found = []
     for index, mount in enumerate(container.get("Mounts") or []):
-        if str(mount.get("Type") or "volume").lower() == "volume":
+        if is_volume_mount(mount):
             name = str(mount.get("Source") or "") or f"{ANONYMOUS}{task['ID']}-{index}"
             found.append((index, name, mount))
     return found
@@ -55,12 +57,8 @@ def anonymous_volumes(task: Obj) -> list[str]:
 def create_options(mount: Obj, record: Obj | None) -> dict[str, str]:
     """What volumed's Create gets: the driver and options of the volume as
     the cluster store knows it, else as the mount names them."""
-    if record is not None:
-        driver, options = record.get("Driver"), record.get("Options")
-    else:
-        config = (mount.get("VolumeOptions") or {}).get("DriverConfig") or {}
-        driver, options = config.get("Name"), config.get("Options")
-    return {**{str(k): str(v) for k, v in (options or {}).items()}, "driver": driver or "local"}
+    driver, options = volume_driver(mount, record)
+    return {**options, "driver": driver}
 
 
 class PluginClient:
@@ -138,12 +136,7 @@ class TaskVolumes:
     def exclusive(self, task: Obj) -> bool:
         """Does the task mount a distributed volume read-write that only one
         node may mount at a time?"""
-        for _, name, mount in volume_mounts(task):
-            options = create_options(mount, self.records.get(name))
-            shared = options.get("sharing", "none") == "all"
-            if options["driver"] == "shoal" and not shared and not mount.get("ReadOnly"):
-                return True
-        return False
+        return any(needs_one_node(m, self.records) for _, _, m in volume_mounts(task))
 
     async def prepare(self, task: Obj) -> dict[str, str]:
         """Every volume of the task created and mounted: volume name -> where
@@ -160,9 +153,13 @@ class TaskVolumes:
             raise
         return paths
 
-    async def release(self, task_id: str) -> None:
-        """The task's container has stopped: give its volumes back. Asks for
-        every volume, so it works for a task this agent knows nothing of."""
+    async def release(self, task: Obj) -> None:
+        """The task's container has stopped: give its volumes back."""
+        await self._unmount({name for _, name, _ in volume_mounts(task)}, task["ID"])
+
+    async def release_unknown(self, task_id: str) -> None:
+        """Give back whatever a task this agent knows nothing of (a container
+        left from before a restart) may hold: asks volumed for every volume."""
         await self._unmount(await self.plugin.names(), task_id)
 
     async def forget(self, task: Obj) -> None:
@@ -172,7 +169,7 @@ class TaskVolumes:
                 await self.plugin.unmount(name, task["ID"])
                 await self.plugin.remove(name)
 
-    async def _unmount(self, names: Any, task_id: str) -> None:
+    async def _unmount(self, names: Iterable[str], task_id: str) -> None:
         for name in names:
             with contextlib.suppress(VolumeError):
-                await self.plugin.unmount(str(name), task_id)
+                await self.plugin.unmount(name, task_id)

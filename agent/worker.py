@@ -135,7 +135,7 @@ class TaskRunner:
 
     def adopt(self, running: bool) -> None:
         """A container of this task survived an agent restart."""
-        self.volumes_held = True  # volumed kept its mounts over the restart
+        self.volumes_held = bool(volume_mounts(self.task))  # volumed kept the mounts
         if not running:  # created, never started: it starts when it may
             self.controller.state = "ready"
             if not self.controller.start_held:
@@ -181,7 +181,7 @@ class TaskRunner:
                     await self._pull(config.spec.image)
                     mounts = await self.files.prepare(self.task) if self.files else []
                     paths = None
-                    if self.volumes is not None:
+                    if self.volumes is not None and volume_mounts(self.task):
                         self.volumes_held = True
                         paths = await self.volumes.prepare(self.task)
                     netns, resolv = None, None
@@ -220,7 +220,7 @@ class TaskRunner:
                     with contextlib.suppress(Exception):
                         await self.files.release(task_id)
                 await self._release_volumes()
-                if self.gone and self.volumes is not None:
+                if self.gone and self.volumes is not None and volume_mounts(self.task):
                     with contextlib.suppress(Exception):
                         await self.volumes.forget(self.task)
 
@@ -230,7 +230,7 @@ class TaskRunner:
     async def _release_volumes(self) -> None:
         if self.volumes is not None and self.volumes_held:
             try:
-                await self.volumes.release(self.task["ID"])
+                await self.volumes.release(self.task)
             except Exception as exc:  # tried again when the container is removed
                 log.warning("task %s: volumes not released: %s", self.task["ID"], exc)
             else:
@@ -326,7 +326,7 @@ class Worker:
                         await self.files.release(container.id)
                 if self.volumes is not None:
                     with contextlib.suppress(Exception):
-                        await self.volumes.release(container.id)
+                        await self.volumes.release_unknown(container.id)
                 continue
             runner = self._start_runner(task)
             runner.adopt(container.state == "running")

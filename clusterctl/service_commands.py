@@ -19,7 +19,8 @@ from api.client import ManagerClient
 from api.log_stream import FrameDecoder, split_details
 from clusterctl.common import Target, api_path, for_each, target_options
 from clusterctl.progress import SilentDisplay, Watch, display_for_stdout
-from clusterctl.service_flags import Lookup, create_spec, referenced_names, update_spec
+from clusterctl.service_flags import create_spec, referenced_names, update_spec
+from clusterctl.service_lists import Lookup
 from clusterctl.service_options import (
     CREATE_LIST_OPTIONS,
     SHARED_OPTIONS,

@@ -11,26 +11,20 @@ from __future__ import annotations
 import copy
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
+from clusterctl.service_lists import CONTAINER, LISTS, PLACEMENT, Lookup, at
 from clusterctl.service_values import (
     Spec,
     bad,
     capability,
-    check_constraint,
-    key_value,
     parse_bytes,
     parse_cpus,
     parse_duration,
     parse_file_ref,
     parse_int,
-    parse_mount,
-    parse_placement_pref,
-    parse_publish,
-    port_to_remove,
     with_tag,
 )
 
@@ -57,27 +51,24 @@ def _count(value: str, flag: str) -> int:
     return parse_int(value, flag)
 
 
-_CONTAINER = ("TaskTemplate", "ContainerSpec")
-_HEALTH = (*_CONTAINER, "Healthcheck")
+_HEALTH = (*CONTAINER, "Healthcheck")
 _LIMITS = ("TaskTemplate", "Resources", "Limits")
 _RESERVED = ("TaskTemplate", "Resources", "Reservations")
 _RESTART = ("TaskTemplate", "RestartPolicy")
-_PLACEMENT = ("TaskTemplate", "Placement")
-_SYSCTLS = (*_CONTAINER, "Sysctls")
 
 # flag → (where in the spec, the field, how to read the value)
 SCALARS: dict[str, tuple[tuple[str, ...], str, Parser]] = {
-    "image": (_CONTAINER, "Image", lambda v, f: with_tag(v)),
-    "user": (_CONTAINER, "User", _text),
-    "workdir": (_CONTAINER, "Dir", _text),
-    "hostname": (_CONTAINER, "Hostname", _text),
-    "stop_signal": (_CONTAINER, "StopSignal", _text),
-    "stop_grace_period": (_CONTAINER, "StopGracePeriod", parse_duration),
+    "image": (CONTAINER, "Image", lambda v, f: with_tag(v)),
+    "user": (CONTAINER, "User", _text),
+    "workdir": (CONTAINER, "Dir", _text),
+    "hostname": (CONTAINER, "Hostname", _text),
+    "stop_signal": (CONTAINER, "StopSignal", _text),
+    "stop_grace_period": (CONTAINER, "StopGracePeriod", parse_duration),
     "health_interval": (_HEALTH, "Interval", parse_duration),
     "health_timeout": (_HEALTH, "Timeout", parse_duration),
     "health_start_period": (_HEALTH, "StartPeriod", parse_duration),
     "health_retries": (_HEALTH, "Retries", _count),
-    "replicas_max_per_node": (_PLACEMENT, "MaxReplicas", _count),
+    "replicas_max_per_node": (PLACEMENT, "MaxReplicas", _count),
     "limit_cpu": (_LIMITS, "NanoCPUs", parse_cpus),
     "limit_memory": (_LIMITS, "MemoryBytes", parse_bytes),
     "limit_pids": (_LIMITS, "Pids", _count),
@@ -117,33 +108,6 @@ GROUP_DEFAULTS: dict[tuple[str, ...], Spec] = {
     },
     _RESTART: {"Condition": "any", "Delay": 5 * NS, "MaxAttempts": 0},
 }
-
-
-def at(spec: Spec, keys: Iterable[str]) -> Spec:
-    """The dict at spec[k1][k2]…, made on the way where absent or null."""
-    here = spec
-    for key in keys:
-        if not isinstance(here.get(key), dict):
-            here[key] = {}
-        here = here[key]
-    return here
-
-
-@dataclass
-class Lookup:
-    """IDs the manager gave for names on the command line."""
-
-    secrets: dict[str, str] = field(default_factory=dict)
-    configs: dict[str, str] = field(default_factory=dict)
-    networks: dict[str, str] = field(default_factory=dict)
-
-    def reference(self, text: str, kind: str) -> Spec:
-        ref = parse_file_ref(text, f"{kind}")
-        ids = self.secrets if kind == "secret" else self.configs
-        if ref["Name"] not in ids:
-            raise click.ClickException(f"{kind} not found: {ref['Name']}")
-        key = kind.capitalize()
-        return {"File": ref["File"], f"{key}ID": ids[ref["Name"]], f"{key}Name": ref["Name"]}
 
 
 def referenced_names(flags: Flags, kind: str) -> list[str]:
@@ -219,7 +183,7 @@ def update_spec(current: Spec, flags: Flags, lookup: Lookup) -> Spec:
         template = at(spec, ["TaskTemplate"])
         template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
     if flags.get("args") is not None:
-        at(spec, _CONTAINER)["Args"] = shlex.split(flags["args"])
+        at(spec, CONTAINER)["Args"] = shlex.split(flags["args"])
     return apply(spec, {k: v for k, v in flags.items() if k != "replicas"}, lookup)
 
 
@@ -257,7 +221,7 @@ def apply(spec: Spec, flags: Flags, lookup: Lookup) -> Spec:
 
 
 def _apply_flags(spec: Spec, flags: Flags) -> None:
-    container = at(spec, _CONTAINER)
+    container = at(spec, CONTAINER)
     for name, key in (("read_only", "ReadOnly"), ("init", "Init")):
         if flags.get(name) is not None:
             container[key] = bool(flags[name])
@@ -281,152 +245,3 @@ def _apply_health(spec: Spec, flags: Flags) -> None:
         at(spec, _HEALTH)["Test"] = ["NONE"]
     elif flags.get("health_cmd") is not None:
         at(spec, _HEALTH)["Test"] = ["CMD-SHELL", flags["health_cmd"]]
-
-
-# --- the lists --*-add and --*-rm change (create uses the adds) ---------------
-
-
-def _items(spec: Spec, keys: tuple[str, ...], key: str) -> list[Any]:
-    parent = at(spec, keys)
-    if not isinstance(parent.get(key), list):
-        parent[key] = []
-    found: list[Any] = parent[key]
-    return found
-
-
-def _replace(items: list[Any], new: Any, same: Callable[[Any], bool]) -> None:
-    items[:] = [item for item in items if not same(item)] + [new]
-
-
-def _drop(items: list[Any], gone: Callable[[Any], bool]) -> None:
-    items[:] = [item for item in items if not gone(item)]
-
-
-def _env_add(spec: Spec, text: str, lookup: Lookup) -> None:
-    env = _items(spec, _CONTAINER, "Env")
-    _replace(env, text, lambda e: e.partition("=")[0] == text.partition("=")[0])
-
-
-def _env_rm(spec: Spec, text: str, lookup: Lookup) -> None:
-    _drop(_items(spec, _CONTAINER, "Env"), lambda e: e == text or e.partition("=")[0] == text)
-
-
-def _dict_add(keys: tuple[str, ...], flag: str, need_value: bool) -> Callable[..., None]:
-    def add(spec: Spec, text: str, lookup: Lookup) -> None:
-        name, value = key_value(text, flag) if need_value else text.partition("=")[::2]
-        if not name:
-            raise bad(flag, f"{text!r} has no key")
-        at(spec, keys)[name] = value
-
-    return add
-
-
-def _dict_rm(keys: tuple[str, ...]) -> Callable[..., None]:
-    def remove(spec: Spec, text: str, lookup: Lookup) -> None:
-        at(spec, keys).pop(text.partition("=")[0], None)
-
-    return remove
-
-
-def _publish_add(spec: Spec, text: str, lookup: Lookup) -> None:
-    ports = _items(spec, ("EndpointSpec",), "Ports")
-    for port in parse_publish(text, "publish"):
-        published = port.get("PublishedPort") or 0
-
-        def same(p: Spec, new: Spec = port, published: int = published) -> bool:
-            if p.get("Protocol", "tcp") != new["Protocol"]:
-                return False
-            if published and p.get("PublishedPort") == published:
-                return True
-            return bool(p.get("TargetPort") == new["TargetPort"] and not published)
-
-        _replace(ports, port, same)
-
-
-def _publish_rm(spec: Spec, text: str, lookup: Lookup) -> None:
-    target, protocol = port_to_remove(text)
-    _drop(
-        _items(spec, ("EndpointSpec",), "Ports"),
-        lambda p: p.get("TargetPort") == target and p.get("Protocol", "tcp") == protocol,
-    )
-
-
-def _network_add(spec: Spec, text: str, lookup: Lookup) -> None:
-    target = lookup.networks.get(text, text)
-    networks = _items(spec, ("TaskTemplate",), "Networks")
-    _replace(networks, {"Target": text}, lambda n: n.get("Target") in (text, target))
-
-
-def _network_rm(spec: Spec, text: str, lookup: Lookup) -> None:
-    target = lookup.networks.get(text, text)
-    _drop(_items(spec, ("TaskTemplate",), "Networks"), lambda n: n.get("Target") in (text, target))
-
-
-def _plain_add(keys: tuple[str, ...], key: str, parse: Callable[[str], Any]) -> Callable[..., None]:
-    def add(spec: Spec, text: str, lookup: Lookup) -> None:
-        value = parse(text)
-        _replace(_items(spec, keys, key), value, lambda v: v == value)
-
-    return add
-
-
-def _plain_rm(keys: tuple[str, ...], key: str, parse: Callable[[str], Any]) -> Callable[..., None]:
-    def remove(spec: Spec, text: str, lookup: Lookup) -> None:
-        value = parse(text)
-        _drop(_items(spec, keys, key), lambda v: v == value)
-
-    return remove
-
-
-def _constraint_rm(spec: Spec, text: str, lookup: Lookup) -> None:
-    # Compared without spaces: `node.role == manager` is `node.role==manager`.
-    squeezed = "".join(text.split())
-    _drop(_items(spec, _PLACEMENT, "Constraints"), lambda c: "".join(c.split()) == squeezed)
-
-
-def _mount_add(spec: Spec, text: str, lookup: Lookup) -> None:
-    mount = parse_mount(text, "mount")
-    _replace(_items(spec, _CONTAINER, "Mounts"), mount, lambda m: m["Target"] == mount["Target"])
-
-
-def _mount_rm(spec: Spec, text: str, lookup: Lookup) -> None:
-    _drop(_items(spec, _CONTAINER, "Mounts"), lambda m: m.get("Target") == text)
-
-
-def _ref_add(kind: str) -> Callable[..., None]:
-    def add(spec: Spec, text: str, lookup: Lookup) -> None:
-        ref = lookup.reference(text, kind)
-        target = ref["File"]["Name"]
-        refs = _items(spec, _CONTAINER, f"{kind.capitalize()}s")
-        _replace(refs, ref, lambda r: (r.get("File") or {}).get("Name") == target)
-
-    return add
-
-
-def _ref_rm(kind: str) -> Callable[..., None]:
-    def remove(spec: Spec, text: str, lookup: Lookup) -> None:
-        key = kind.capitalize()
-        refs = _items(spec, _CONTAINER, f"{key}s")
-        _drop(refs, lambda r: text in (r.get(f"{key}Name"), r.get(f"{key}ID")))
-
-    return remove
-
-
-LISTS: dict[str, tuple[Callable[..., None], Callable[..., None]]] = {
-    "env": (_env_add, _env_rm),
-    "label": (_dict_add(("Labels",), "label", False), _dict_rm(("Labels",))),
-    "sysctl": (_dict_add(_SYSCTLS, "sysctl", True), _dict_rm(_SYSCTLS)),
-    "publish": (_publish_add, _publish_rm),
-    "network": (_network_add, _network_rm),
-    "constraint": (
-        _plain_add(_PLACEMENT, "Constraints", lambda t: check_constraint(t).strip()),
-        _constraint_rm,
-    ),
-    "placement_pref": (
-        _plain_add(_PLACEMENT, "Preferences", parse_placement_pref),
-        _plain_rm(_PLACEMENT, "Preferences", parse_placement_pref),
-    ),
-    "mount": (_mount_add, _mount_rm),
-    "secret": (_ref_add("secret"), _ref_rm("secret")),
-    "config": (_ref_add("config"), _ref_rm("config")),
-}

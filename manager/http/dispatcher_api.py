@@ -11,6 +11,7 @@ import contextlib
 from aiohttp import web
 
 from api.task import TaskState
+from api.volume_mounts import described, named_volume_mounts
 from manager.allocator.apply import with_ingress_address
 from manager.dispatcher import Dispatcher
 from manager.http.context import context
@@ -24,7 +25,6 @@ from manager.orchestrator.plan import desired_running, state_rank
 from manager.secret_box import SecretBox
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
-from manager.volume_records import described, named_volume_mounts
 
 
 class DispatcherRef:

@@ -9,9 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from api.task import TaskState
+from api.volume_mounts import DEFAULT_DRIVER, mount_driver, named_volume_mounts
 from api.volume_options import (
     VolumeOptionsError,
     normalize_volume_options,
+    scope_of,
     validate_volume_name,
 )
 from api.volume_plugin import VolumePluginError
@@ -31,10 +33,21 @@ from manager.http.writes import write
 from manager.orchestrator.plan import observed, state_rank
 from manager.store.store import ReadTx, WriteTx
 from manager.store.tables import Obj
-from manager.volume_records import mount_driver, named_volume_mounts, new_record
 
 VOLUME_FILTERS = {"dangling", "driver", "label", "name"}
-DEFAULT_DRIVER = "local"  # Docker's, for /volumes/create and for mounts
+
+
+def new_record(name: str, driver: str, options: dict[str, str], labels: dict[str, str]) -> Obj:
+    """A volume as /volumes shows it; Mountpoint is per node, so none here.
+    The store stamps CreatedAt (RFC 3339) when it applies the creation."""
+    return {
+        "Name": name,
+        "Driver": driver,
+        "Mountpoint": "",
+        "Labels": labels,
+        "Scope": scope_of(driver),
+        "Options": options,
+    }
 
 
 def public(volume: Obj) -> Obj:

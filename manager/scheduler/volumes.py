@@ -23,8 +23,8 @@ from typing import Any
 
 from api.base import parse_time
 from api.task import TaskState
+from api.volume_mounts import named_volume_mounts, needs_one_node
 from manager.orchestrator.plan import observed, state_rank
-from manager.volume_records import named_volume_mounts, needs_one_node
 
 Obj = dict[str, Any]
 ORPHAN_FENCE_SECONDS = 15.0

@@ -95,16 +95,22 @@ def set_availability(lab: LabSpec, availability: str, *hosts: int) -> None:
         docker(lab, "node", "update", "--availability", availability, lab.host(host).hostname)
 
 
-def test_a_distributed_volume_follows_its_task_and_survives_a_volume_server(lab: LabSpec) -> None:
-    token = secrets.token_hex(6)
-    set_availability(lab, "pause", 1, 3)  # the first task lands on host 2
+def write_on_host2(lab: LabSpec, service: str, volume: str, token: str) -> None:
+    """A one-task service on host 2 (the others paused meanwhile) that writes
+    `token` into a new distributed volume."""
+    set_availability(lab, "pause", 1, 3)
     try:
-        create(lab, "keeper", "type=volume,source=kept,target=/data,volume-driver=shoal",
+        create(lab, service, f"type=volume,source={volume},target=/data,volume-driver=shoal",
                keeper_script(token))  # fmt: skip
-        wait_for(lambda: running_on(lab, "keeper") == [lab.host(2).hostname], "keeper on h2")
-        wait_for(lambda: "wrote" in logs(lab, "keeper"), "the first task did not write")
+        wait_for(lambda: running_on(lab, service) == [lab.host(2).hostname], f"{service} on h2")
+        wait_for(lambda: "wrote" in logs(lab, service), "the first task did not write")
     finally:
         set_availability(lab, "active", 1, 3)
+
+
+def test_a_distributed_volume_follows_its_task_and_survives_a_volume_server(lab: LabSpec) -> None:
+    token = secrets.token_hex(6)
+    write_on_host2(lab, "keeper", "kept", token)
     assert any(p.endswith("/kept") for p in fuse_mounts(lab, 2))
     # kill -9 volumed under the running task: its mount stays, and the volumed
     # that comes back adopts it (and later gives it back).
@@ -222,14 +228,7 @@ def test_a_node_cut_off_stops_its_writer_before_the_volume_moves(lab: LabSpec) -
     """Host 2 loses its link: its agent stops the task that alone may write
     the volume, and only then does the replacement on another host mount it."""
     token = secrets.token_hex(6)
-    set_availability(lab, "pause", 1, 3)
-    try:
-        create(lab, "fenced", "type=volume,source=fence,target=/data,volume-driver=shoal",
-               keeper_script(token))  # fmt: skip
-        wait_for(lambda: running_on(lab, "fenced") == [lab.host(2).hostname], "fenced on h2")
-        wait_for(lambda: "wrote" in logs(lab, "fenced"), "the first task did not write")
-    finally:
-        set_availability(lab, "active", 1, 3)
+    write_on_host2(lab, "fenced", "fence", token)
     port = lab.host(2).switch_port
     subprocess.run(["ip", "-n", lab.switch_netns, "link", "set", port, "down"], check=True)
     try:

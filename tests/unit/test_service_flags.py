@@ -6,7 +6,8 @@ import click
 import pytest
 
 from clusterctl.progress import Line, Obj, snapshot
-from clusterctl.service_flags import Lookup, create_spec, update_spec
+from clusterctl.service_flags import create_spec, update_spec
+from clusterctl.service_lists import Lookup
 from clusterctl.service_values import (
     parse_bytes,
     parse_cpus,
