@@ -25,6 +25,7 @@ from lab.plan import (
     LinkUp,
     MakeDir,
     MakeHostNamespaces,
+    PlainBridging,
     PrivateBindMount,
     RemoveCgroup,
     RemoveTree,
@@ -73,6 +74,8 @@ def apply_up_step(step: UpStep, record: Record | None) -> None:
             system.ip(netns, "addr", "add", cidr, "dev", link)
         case LinkUp(netns=netns, link=link):
             system.ip(netns, "link", "set", link, "up")
+        case PlainBridging(netns=netns):
+            system.plain_bridging(netns)
         case MakeHostNamespaces(mount_ns_file=mnt, uts_ns_file=uts, hostname=hostname):
             make_host_namespaces(mnt, uts, hostname)
         case WriteFile(path=path, content=content):

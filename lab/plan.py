@@ -75,6 +75,17 @@ class LinkUp:
 
 
 @dataclass(frozen=True)
+class PlainBridging:
+    """No iptables hooks on bridged frames in this namespace. A namespace made
+    while `br_netfilter` is loaded (dockerd loads it) starts with
+    `bridge-nf-call-*` on, and every frame crossing one of its bridges would
+    pay for conntrack; the lab's hosts and switch stand for plain machines and
+    a plain switch, where nothing asked for that."""
+
+    netns: str
+
+
+@dataclass(frozen=True)
 class MakeHostNamespaces:
     """Persistent mount and UTS namespaces for one host, bound to files.
 
@@ -108,6 +119,7 @@ UpStep = (
     | SetMaster
     | AddAddress
     | LinkUp
+    | PlainBridging
     | MakeHostNamespaces
     | WriteFile
     | StartSupervisor
@@ -120,6 +132,7 @@ def plan_network(spec: LabSpec) -> list[UpStep]:
     sw = spec.switch_netns
     steps: list[UpStep] = [
         AddNetns(sw),
+        PlainBridging(sw),
         AddBridge(sw, SWITCH_BRIDGE),
         LinkUp(sw, SWITCH_BRIDGE),
         LinkUp(sw, "lo"),
@@ -132,6 +145,7 @@ def plan_network(spec: LabSpec) -> list[UpStep]:
     for host in spec.all_hosts():
         steps += [
             AddNetns(host.netns),
+            PlainBridging(host.netns),
             AddVethPair(sw, host.switch_port, host.netns, HOST_LINK),
             SetMaster(sw, host.switch_port, SWITCH_BRIDGE),
             LinkUp(sw, host.switch_port),

@@ -39,6 +39,14 @@ def ip(netns: str | None, *args: str, check: bool = True) -> str:
     return run([*prefix, *args], check=check)
 
 
+def plain_bridging(netns: str) -> None:
+    """Bridge netfilter off in `netns`; `-e`: a machine without `br_netfilter`
+    has no such keys, and nothing to turn off."""
+    keys = ("iptables", "ip6tables", "arptables")
+    settings = [f"net.bridge.bridge-nf-call-{key}=0" for key in keys]
+    run(["ip", "netns", "exec", netns, "sysctl", "-qew", *settings])
+
+
 def list_netns() -> frozenset[str]:
     try:
         return frozenset(p.name for p in NETNS_DIR.iterdir())

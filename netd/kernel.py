@@ -11,11 +11,17 @@ import logging
 from typing import Any
 
 from netd.model import Attachment, Link, Network
-from netd.plan import GATEWAY_BRIDGE, Peer, bridge_name, gateway_bridge_mac, vxlan_name
+from netd.plan import (
+    GATEWAY_BRIDGE,
+    VXLAN_PORT,
+    Peer,
+    bridge_name,
+    gateway_bridge_mac,
+    vxlan_name,
+)
 
 log = logging.getLogger("shoal.netd.kernel")
 MTU = 1450  # 1500 minus VXLAN's 50 bytes
-VXLAN_PORT = 4789
 
 
 class KernelError(RuntimeError):

@@ -11,7 +11,8 @@ cuts a running container off).
   see to that service's running tasks (`numgen` maps; no IPVS here);
 - on the node, DNAT from published ports to the tasks (ingress: anywhere, via
   the ingress network; host mode: only this node's tasks), egress NAT for the
-  gateway bridge, and no forwarding from containers into other overlays.
+  gateway bridge, and no forwarding from containers into other overlays;
+- no connection tracking for the VXLAN packets themselves.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from netd.model import Attachment, Endpoint, Network, Service, Snapshot
 GATEWAY_BRIDGE = "shoal_gwbridge"
 BRIDGE_PREFIX = "sbr-"
 VXLAN_PREFIX = "svx-"
+VXLAN_PORT = 4789
 LB_TABLE = "shoal_lb"
 HOST_TABLE = "shoal"
 
@@ -177,9 +179,15 @@ def host_ruleset(
     isolate = [f'iifname "{GATEWAY_BRIDGE}" oifname "{GATEWAY_BRIDGE}" drop']
     if overlays:
         isolate.append(f'iifname "{GATEWAY_BRIDGE}" ip daddr {{ {", ".join(overlays)} }} drop')
+    # The outer VXLAN packets are never NATed: conntrack on them is pure cost on
+    # the overlay's hot path (a lookup per packet, twice per host crossed) and
+    # fills the table with one entry per source-port hash of every flow.
+    untracked = [f"udp dport {VXLAN_PORT} notrack"]
     return _table(
         HOST_TABLE,
         {
+            "untracked_in": ("type filter hook prerouting priority raw; policy accept;", untracked),
+            "untracked_out": ("type filter hook output priority raw; policy accept;", untracked),
             "prerouting": ("type nat hook prerouting priority -100; policy accept;", publish),
             "output": ("type nat hook output priority -100; policy accept;", publish),
             "postrouting": ("type nat hook postrouting priority 100; policy accept;", masquerade),

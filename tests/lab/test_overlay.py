@@ -120,6 +120,13 @@ def test_containers_on_one_overlay_talk_across_hosts_and_not_across_overlays(
             cluster, client, "timeout", "5", "wget", "-q", "-O", "-", f"http://{ip}/"
         )
         assert code == 0 and out.strip() == other["ID"][:12], out
+    # The encapsulating packets bypass conntrack on every host they cross.
+    for host in {host_of(cluster, t) for t in tasks}:
+        table = subprocess.run(
+            exec_argv(cluster.name, f"h{host}", ["cat", "/proc/net/nf_conntrack"]),
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout  # fmt: skip
+        assert "dport=4789" not in table, table
     lonely = running(cluster, "lonely")[0]
     cut_off = address(cluster, lonely["ID"], "back")
     code, _ = inside(cluster, client, "ping", "-c", "1", "-W", "2", cut_off)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lab.configs import render_files, services
 from lab.plan import (
+    AddBridge,
     AddNetns,
     AddVethPair,
     DeleteLink,
@@ -14,6 +15,7 @@ from lab.plan import (
     KillProcesses,
     MakeHostNamespaces,
     Observed,
+    PlainBridging,
     PrivateBindMount,
     Recorded,
     RemoveCgroup,
@@ -54,6 +56,20 @@ def test_up_creates_a_switch_and_one_namespace_per_host_before_linking_them() ->
             created_before = {s.name for s in steps[: steps.index(step)] if isinstance(s, AddNetns)}
             assert step.peer_netns in created_before
             assert step.netns is None or step.netns in created_before
+
+
+def test_every_namespace_with_a_bridge_bridges_plainly_from_the_start() -> None:
+    # Before any bridge or port exists: a frame bridged earlier would have
+    # gone through conntrack on a machine where dockerd loaded br_netfilter.
+    steps = plan_up(SPEC, render_files(SPEC))
+    plain = {s.netns: steps.index(s) for s in steps if isinstance(s, PlainBridging)}
+    assert set(plain) == {"shoal-demo-sw", "shoal-demo-h1", "shoal-demo-h2", "shoal-demo-h3"}
+    for step in steps:
+        if isinstance(step, AddBridge | AddVethPair):
+            namespaces = {step.netns}
+            if isinstance(step, AddVethPair):
+                namespaces.add(step.peer_netns)
+            assert all(plain[ns] < steps.index(step) for ns in namespaces if ns is not None)
 
 
 def test_up_starts_the_supervisor_last_after_every_host_has_namespaces() -> None:
