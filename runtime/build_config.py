@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from runtime.dockerfile import (
+from runtime.dockerfile_instructions import (
     Arg,
     Cmd,
     Entrypoint,

@@ -44,14 +44,14 @@ from runtime.build_layers import (
     run_in_snapshot,
 )
 from runtime.containerd_client import SNAPSHOTTER, ContainerdError
-from runtime.dockerfile import (
+from runtime.dockerfile import parse_dockerfile
+from runtime.dockerfile_instructions import (
     Arg,
     BuildError,
     Copy,
     From,
     Instruction,
     Run,
-    parse_dockerfile,
 )
 from runtime.driver import ContainerdRuntime
 from runtime.images import ImageStore, set_image_record

@@ -23,7 +23,7 @@ from lab.spec import LabSpec
 from runtime.build_layers import BUILD_LEASE_LABEL
 from runtime.builder import BuildResult, build
 from runtime.containerd_client import SNAPSHOTTER
-from runtime.dockerfile import BuildError
+from runtime.dockerfile_instructions import BuildError
 from runtime.driver import RUNC_V2, SPEC_TYPE, ContainerdRuntime
 from runtime.protocol import ContainerConfig
 

@@ -17,7 +17,8 @@ from runtime.build_config import (
     scratch_config,
 )
 from runtime.build_files import DockerIgnore
-from runtime.dockerfile import (
+from runtime.dockerfile import parse_dockerfile
+from runtime.dockerfile_instructions import (
     Arg,
     BuildError,
     Cmd,
@@ -35,7 +36,6 @@ from runtime.dockerfile import (
     User,
     Volume,
     Workdir,
-    parse_dockerfile,
 )
 from runtime.dockerfile_words import expand, parse_duration, split_words
 
