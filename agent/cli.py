@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
 from pathlib import Path
 
 import click
 
 from agent.daemon import Agent, AgentConfig
 from agent.identity import JoinRefused
+from api.daemon_process import cancel_on_signals, log_to_stderr
 from runtime.config import RuntimeConfig
 
 
 async def _run(config: AgentConfig) -> None:
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main_task.cancel)
+    cancel_on_signals()
     try:
         async with Agent(config) as agent:
             click.echo(f"shoal-agent {agent.node_id} running", err=True)
@@ -96,9 +91,7 @@ def main(
     Example:
       shoal-agent --data-dir /var/lib/shoal/agent --manager 198.18.0.11:2377 --token SWMTKN-1-...
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     runtime = RuntimeConfig(
         socket=containerd_socket,
         state_dir=data_dir / "runtime",

@@ -25,25 +25,14 @@ import subprocess
 import time
 from datetime import datetime
 
+from bench.lab_docker import docker
 from bench.suite import Figures, print_summary
-from lab.configs import docker_tls_args
 from lab.lifecycle import lab_down, lab_up
 from lab.seed import busybox_reference
 from lab.spec import LabSpec
 from lab.status import exec_argv
 
 WEB = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
-
-
-def docker(lab: LabSpec, *args: str) -> str:
-    done = subprocess.run(
-        ["/usr/bin/docker", *docker_tls_args(lab, lab.host(1)), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
 
 
 def in_host(lab: LabSpec, host: int, argv: list[str], netns: str | None = None) -> list[str]:

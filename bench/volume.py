@@ -20,29 +20,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.lab_docker import docker
 from bench.suite import Figures, print_summary
-from lab.configs import docker_tls_args
 from lab.lifecycle import lab_down, lab_up
 from lab.seed import busybox_reference
 from lab.spec import LabSpec
 
-DOCKER = "/usr/bin/docker"
 SMALL_FILES = 1000
 MIB = 1 << 20
 DEADLINE = 300.0
-
-
-def docker(lab: LabSpec, *args: str) -> str:
-    done = subprocess.run(
-        [DOCKER, *docker_tls_args(lab, lab.host(1)), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:3])}: {done.stderr.strip()}")
-    return done.stdout + done.stderr
 
 
 def timed(label: str, command: str) -> str:

@@ -19,15 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.processes import next_backoff, stop_process
 from lab.configs import PIDS_CGROUP, ServiceSpec, load_services
 
 STATUS_FILE = "services-status.json"
 PIDFILE = "supervisor.pid"
 STOP_GRACE_SECONDS = 10.0
-MIN_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 5.0
-# A process that ran this long before dying was healthy: restart it promptly.
-HEALTHY_RUN_SECONDS = 10.0
 
 # Joins the pids cgroup before exec, so the process and everything it forks
 # (containerd's shims, containers) is found and stopped by `lab down`.
@@ -76,7 +74,7 @@ class Supervisor:
                 self._group.create_task(self._keep_running(state))
 
     async def _keep_running(self, state: ServiceState) -> None:
-        backoff = MIN_BACKOFF_SECONDS
+        backoff = 0.0
         while not self._stopping.is_set():
             while held_file(self.lab_directory, state.spec.name).exists():
                 # A test holds this service down (a stopped manager, say).
@@ -93,7 +91,7 @@ class Supervisor:
             if self._stopping.is_set():
                 return
             ran = time.monotonic() - state.started_at
-            backoff = MIN_BACKOFF_SECONDS if ran > HEALTHY_RUN_SECONDS else backoff
+            backoff = next_backoff(backoff, ran, longest=MAX_BACKOFF_SECONDS)
             print(
                 f"{state.spec.name} exited with {state.last_exit}; restarting in {backoff}s",
                 flush=True,
@@ -101,7 +99,6 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can swallow a cancel
                 async with asyncio.timeout(backoff):
                     await self._stopping.wait()
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             state.restarts += 1
 
     async def _start(self, state: ServiceState) -> None:
@@ -123,17 +120,7 @@ class Supervisor:
         self._write_status()
 
     async def _stop(self, state: ServiceState) -> None:
-        process = state.process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        await stop_process(state.process, STOP_GRACE_SECONDS)
 
     def _write_status(self) -> None:
         status = {

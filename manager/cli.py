@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
 import sys
 from pathlib import Path
 
 import click
 
+from api.daemon_process import cancel_on_signals, log_to_stderr
 from manager.daemon import Manager, ManagerConfig, ManagerError
 from manager.membership import MembershipError
 
 
 async def _run(config: ManagerConfig) -> None:
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main.cancel)
+    cancel_on_signals()
     restart = True
     while restart:  # a join or a leave through the API restarts the manager
         restart = False
@@ -117,9 +112,7 @@ def main(
         secrets_key_file=secrets_key_file,
         volumed_socket=volumed_socket,
     )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     try:
         asyncio.run(_run(config))
     except (ManagerError, MembershipError) as exc:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
 from pathlib import Path
 
 import click
 
+from api.daemon_process import cancel_on_signals, log_to_stderr
 from netd.daemon import Netd, NetdConfig
 
 
 async def _run(config: NetdConfig) -> None:
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main_task.cancel)
+    cancel_on_signals()
     async with Netd(config) as netd:
         click.echo(f"shoal-netd on {config.socket_path}", err=True)
         with contextlib.suppress(asyncio.CancelledError):
@@ -60,9 +55,7 @@ def main(
       shoal-netd --data-dir /var/lib/shoal/netd --manager 10.0.0.1:2377 \\
         --cert-dir /var/lib/shoal/agent/certificates --node-addr 10.0.0.2
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     config = NetdConfig(
         data_dir=data_dir,
         managers=managers,

@@ -7,8 +7,8 @@ the command in it, diffed by containerd into a gzip layer, committed under its
 chain ID. The other instructions change only the config (runtime.build_config).
 Every step first asks the build cache (runtime.build_cache) with a key made of
 the state before it and the step with its inputs; a hit reuses the step's layer
-and config. At the end the config and an OCI manifest go into the content store
-with the GC labels images.py uses, and the tag's image record points at them.
+and config. At the end the image goes into the content store, tagged
+(runtime.build_image).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from containerd.services.leases.v1 import leases_pb2
 
@@ -36,6 +35,7 @@ from runtime.build_files import (
     ownership,
     select_sources,
 )
+from runtime.build_image import ImageState, unpack_layers, write_image
 from runtime.build_layers import (
     BUILD_DIR,
     ActiveLayer,
@@ -54,13 +54,12 @@ from runtime.dockerfile_instructions import (
     Run,
 )
 from runtime.driver import ContainerdRuntime
-from runtime.images import ImageStore, set_image_record
+from runtime.images import ImageStore
 from runtime.oci_spec import SpecError
 from runtime.reference import InvalidReference, parse_reference
-from runtime.registry import RegistryError, sha256_digest
-from runtime.unpack import OCI_MANIFEST, Descriptor, ImageError, chain_ids, diff_ids, unpack
+from runtime.registry import RegistryError
+from runtime.unpack import ImageError, diff_ids
 
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 # The empty tar (two zero blocks): a step that changed no file makes no layer.
 EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 # The build's lease keeps its unfinished layers from the GC; if the builder
@@ -77,21 +76,6 @@ class BuildResult:
     manifest_digest: str
     image_id: str  # the config digest
     cached_steps: tuple[int, ...]  # numbers (from 1) of the steps the cache answered
-
-
-@dataclass(frozen=True)
-class _State:
-    config: dict[str, Any]
-    layers: tuple[CachedLayer, ...]
-
-    @property
-    def id(self) -> str:
-        return cfg.config_digest(self.config)
-
-    @property
-    def chain(self) -> str:
-        chains = chain_ids([layer.diff_id for layer in self.layers])
-        return chains[-1] if chains else ""
 
 
 def _short(digest: str) -> str:
@@ -167,7 +151,7 @@ class _Builder:
         self.lease = await content.create_lease(self.client, minutes=LEASE_MINUTES)
         try:
             await remove_orphans(self.client, self.runtime.config.state_dir / BUILD_DIR)
-            state: _State | None = None
+            state: ImageState | None = None
             for number, instruction in enumerate(instructions, 1):
                 self.say(f"Step {number}/{len(instructions)} : {instruction.text}")
                 try:
@@ -183,7 +167,7 @@ class _Builder:
             if unused := self.args.unused():
                 self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
             try:
-                manifest_digest = await self._write_image(state, name)
+                manifest_digest = await write_image(self.client, state, name, self.lease)
             except (ContainerdError, ImageError) as exc:
                 raise BuildError(f"writing image {name}: {exc}") from exc
         finally:
@@ -194,8 +178,8 @@ class _Builder:
         return BuildResult(name, manifest_digest, state.id, tuple(self.cached_steps))
 
     async def _dispatch(
-        self, state: _State | None, instruction: Instruction
-    ) -> tuple[_State | None, bool]:
+        self, state: ImageState | None, instruction: Instruction
+    ) -> tuple[ImageState | None, bool]:
         if isinstance(instruction, Arg):
             if state is None:  # before FROM: only earlier global ARGs are known
                 self.args.declare(instruction.expanded(self.args.global_values), in_stage=False)
@@ -213,10 +197,10 @@ class _Builder:
             return await self._run(state, expanded)
         return self._metadata(state, expanded)
 
-    async def _from(self, instruction: From) -> _State:
+    async def _from(self, instruction: From) -> ImageState:
         image = instruction.image
         if image.lower() == "scratch":
-            return _State(cfg.scratch_config(), ())
+            return ImageState(cfg.scratch_config(), ())
         try:
             try:
                 info = await self.store.inspect(image)
@@ -237,20 +221,20 @@ class _Builder:
             )
             for layer, d in zip(info.layers, ids, strict=True)
         )
-        return _State(cfg.base_config(info.config), layers)
+        return ImageState(cfg.base_config(info.config), layers)
 
-    def _metadata(self, state: _State, instruction: Instruction) -> tuple[_State, bool]:
+    def _metadata(self, state: ImageState, instruction: Instruction) -> tuple[ImageState, bool]:
         key = step_key(state.id, cfg.step_description(instruction))
         entry = None if self.no_cache else self.cache.get(key)
         if entry is not None and entry.layer is None:
             self.say(" ---> Using cache")
-            return _State(entry.config, state.layers), True
+            return ImageState(entry.config, state.layers), True
         config = cfg.apply_metadata(state.config, instruction)
         config = cfg.add_history(config, cfg.created_by(instruction), _now(), None)
         self.cache.put(key, CacheEntry(config, None))
-        return _State(config, state.layers), False
+        return ImageState(config, state.layers), False
 
-    async def _copy(self, state: _State, instruction: Copy) -> tuple[_State, bool]:
+    async def _copy(self, state: ImageState, instruction: Copy) -> tuple[ImageState, bool]:
         keyword = instruction.keyword
         try:
             sources = await asyncio.to_thread(
@@ -291,7 +275,7 @@ class _Builder:
         created_by = f"{keyword} {' '.join(instruction.sources)} {target} # {_short(inputs)}"
         return await self._layer_step(state, key, created_by, change)
 
-    async def _run(self, state: _State, instruction: Run) -> tuple[_State, bool]:
+    async def _run(self, state: ImageState, instruction: Run) -> tuple[ImageState, bool]:
         inner = state.config.get("config") or {}
         argv = instruction.argv(cfg.shell(state.config))
         args = self.args.run_env(state.config)
@@ -322,19 +306,21 @@ class _Builder:
 
     async def _layer_step(
         self,
-        state: _State,
+        state: ImageState,
         key: str,
         created_by: str,
         change: Callable[[ActiveLayer], Awaitable[None]],
-    ) -> tuple[_State, bool]:
+    ) -> tuple[ImageState, bool]:
         """A step that changes files: from the cache, or done in a snapshot."""
         entry = None if self.no_cache else self.cache.get(key)
         if entry is not None:
-            cached = _State(entry.config, state.layers + ((entry.layer,) if entry.layer else ()))
+            cached = ImageState(
+                entry.config, state.layers + ((entry.layer,) if entry.layer else ())
+            )
             if await self._usable(entry, cached.chain, key):
                 self.say(" ---> Using cache")
                 return cached, True
-        await self._unpack(state)
+        await unpack_layers(self.client, state, self.lease)
         layer: CachedLayer | None = None
         async with ActiveLayer(self.client, state.chain, self.lease) as active:
             await change(active)
@@ -346,10 +332,10 @@ class _Builder:
                     new.descriptor.media_type,
                     new.diff_id,
                 )
-                await active.commit(_State(state.config, (*state.layers, layer)).chain)
+                await active.commit(ImageState(state.config, (*state.layers, layer)).chain)
         config = cfg.add_history(state.config, created_by, _now(), layer.diff_id if layer else None)
         self.cache.put(key, CacheEntry(config, layer))
-        return _State(config, state.layers + ((layer,) if layer else ())), False
+        return ImageState(config, state.layers + ((layer,) if layer else ())), False
 
     async def _usable(self, entry: CacheEntry, chain: str, key: str) -> bool:
         """An entry's layer must still be in the content store. It joins the
@@ -369,35 +355,3 @@ class _Builder:
             return True
         self.cache.forget(key)
         return False
-
-    async def _unpack(self, state: _State) -> None:
-        """Snapshots for every layer so far (a cached layer may have none)."""
-        if not state.layers:
-            return
-        descriptors = tuple(Descriptor(x.media_type, x.digest, x.size) for x in state.layers)
-        ids = [x.diff_id for x in state.layers]
-        await unpack(self.client, "(build)", descriptors, ids, self.lease)
-
-    async def _write_image(self, state: _State, name: str) -> str:
-        await self._unpack(state)  # a container of the image starts from the top snapshot
-        config = cfg.canonical(state.config)
-        config_labels = {content.LABEL_SNAPSHOT_REF: state.chain} if state.layers else {}
-        await content.write_bytes(self.client, state.id, config, config_labels, self.lease)
-        manifest = cfg.canonical(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": state.id, "size": len(config)},
-                "layers": [
-                    {"mediaType": x.media_type, "digest": x.digest, "size": x.size}
-                    for x in state.layers
-                ],
-            }
-        )
-        digest = sha256_digest(manifest)
-        labels = {content.LABEL_CONFIG_REF: state.id}
-        for i, layer in enumerate(state.layers):
-            labels[content.LABEL_LAYER_REF.format(i)] = layer.digest
-        await content.write_bytes(self.client, digest, manifest, labels, self.lease)
-        await set_image_record(self.client, name, Descriptor(OCI_MANIFEST, digest, len(manifest)))
-        return digest

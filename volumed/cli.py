@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
 from pathlib import Path
 
 import click
 
+from api.daemon_process import cancel_on_signals, log_to_stderr
 from volumed.daemon import Volumed, VolumedConfig
 
 
 async def _run(config: VolumedConfig) -> None:
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main_task.cancel)
+    cancel_on_signals()
     async with Volumed(config) as volumed:
         click.echo(f"shoal-volumed on {config.socket_path}", err=True)
         with contextlib.suppress(asyncio.CancelledError):
             await volumed.run()
-            await asyncio.Event().wait()  # serve until a signal
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,9 +53,7 @@ def main(
       shoal-volumed --data-dir /var/lib/shoal/volumed --role manager --ip 10.0.0.1 \\
         --master 10.0.0.1:9333 --master 10.0.0.2:9333 --master 10.0.0.3:9333
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     config = VolumedConfig(
         data_dir=data_dir,
         socket_path=socket_path or data_dir / "volumed.sock",

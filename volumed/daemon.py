@@ -86,9 +86,11 @@ class Volumed:
         await self.volumes.close()
 
     async def run(self) -> None:
+        """Until cancelled: the SeaweedFS processes supervised, the plugin API served."""
         async with asyncio.TaskGroup() as group:
             if self.supervisor is not None:
                 group.create_task(self.supervisor.run())
             # Calls wait on the volumes' lock until the mounts are back.
             await self.volumes.recover()
             log.info("volumes recovered: %d known", len(self.volumes.volumes))
+            await asyncio.Event().wait()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.processes import next_backoff, stop_process
 from api.volume_options import DEFAULT_REPLICATION, validate_replication
 
 log = logging.getLogger("shoal.volumed.seaweed")
@@ -195,17 +196,6 @@ def mount_argv(
 
 # The supervisor.
 
-MIN_BACKOFF_SECONDS = 0.5
-MAX_BACKOFF_SECONDS = 10.0
-HEALTHY_RUN_SECONDS = 10.0  # ran this long before dying: restart promptly
-
-
-def next_backoff(previous: float, ran_seconds: float) -> float:
-    """The pause before a restart: doubles while a process keeps dying young."""
-    if ran_seconds >= HEALTHY_RUN_SECONDS:
-        return MIN_BACKOFF_SECONDS
-    return min(max(previous * 2, MIN_BACKOFF_SECONDS), MAX_BACKOFF_SECONDS)
-
 
 @dataclass
 class ProcessState:
@@ -302,19 +292,3 @@ async def start_process(
             start_new_session=new_session,
             preexec_fn=None if new_session else _die_with_parent,
         )
-
-
-async def stop_process(process: asyncio.subprocess.Process | None, grace: float) -> bool:
-    """SIGTERM, a grace period, then SIGKILL; False if it came to that."""
-    if process is None or process.returncode is not None:
-        return True
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), grace)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        return False
-    return True

@@ -15,13 +15,10 @@ from pathlib import Path
 import pytest
 from testcontainers.core.container import DockerContainer
 
-from clusterctl.contexts import Context, Contexts
-from lab.configs import docker_tls_args, manager_address
-from lab.lifecycle import lab_down, lab_up
+from lab.configs import docker_tls_args
 from lab.spec import LabSpec
 from tests.lab.docker_peer import docker_daemon, no_reaper
-from tests.lab.helpers import clusterctl
-from tests.lab_fixtures import CREATED_BY, new_lab_name
+from tests.lab.helpers import clusterctl, lab_in_context
 
 pytestmark = pytest.mark.lab
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web"
@@ -29,15 +26,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web"
 
 @pytest.fixture(scope="module")
 def cluster(_labs_cleaned_up: None) -> Iterator[LabSpec]:
-    name = new_lab_name()
-    try:
-        lab = lab_up(name, 2, created_by=CREATED_BY, managers=1)
-        contexts = Contexts()
-        contexts.save(Context(name, manager_address(lab.host(1)), str(lab.client_certs)))
-        contexts.use(name)
+    with lab_in_context(2, managers=1) as lab:
         yield lab
-    finally:
-        lab_down(name)
 
 
 def ok(*args: str) -> str:

@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from api.processes import MAX_BACKOFF_SECONDS, MIN_BACKOFF_SECONDS, next_backoff
 from api.volume_options import validate_replication
 from volumed.seaweed import (
-    MAX_BACKOFF_SECONDS,
-    MIN_BACKOFF_SECONDS,
     NodeLayout,
     ProcessSpec,
     Supervisor,
     filer_argv,
     master_argv,
     mount_argv,
-    next_backoff,
     node_processes,
     volume_argv,
     weed_binary,
